@@ -1,0 +1,174 @@
+//! Running one database's plan: one `BEGIN IMMEDIATE` transaction, all or nothing.
+//!
+//! Foreign keys are switched off and legacy ALTER TABLE on before the transaction (SQLite ignores
+//! the first inside one, and the second lets `ALTER TABLE new_X RENAME TO X` pass when a view or
+//! another table's trigger names X). The version is re-read under the write lock, a backup is taken
+//! before the first write, and after every step the tool checks and writes the version row and runs
+//! `PRAGMA foreign_key_check`. Any failure rolls the whole transaction back.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::backup;
+use crate::catalog::{Script, Set};
+use crate::error::Error;
+use crate::inspect::{self, classify, State};
+use crate::plan::{self, Target};
+use crate::sql;
+use crate::version::Version;
+
+/// One step that ran.
+#[derive(Debug, Clone)]
+pub struct StepDone {
+    pub from: Version,
+    pub to: Version,
+    pub file: String,
+    pub took: Duration,
+}
+
+/// What a migration did to one database.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub from: Version,
+    pub to: Version,
+    pub backup: Option<PathBuf>,
+    pub steps: Vec<StepDone>,
+}
+
+/// Brings the database at `path` to `target` with the scripts of `set`.
+///
+/// `target` is `Latest` or a resolved `Version`: it is resolved again against the version found
+/// under the write lock, so a run that raced another one applies no step twice.
+pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error> {
+    let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
+        .map_err(|e| classify(path, e))?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, e))?;
+
+    let from = current_version(&tx, path)?;
+    let plan_err = |source| Error::Plan {
+        path: path.to_path_buf(),
+        source,
+    };
+    let to = plan::resolve(set, &from, target).map_err(plan_err)?;
+    let steps = plan::chain(set, &from, &to).map_err(plan_err)?;
+    if steps.is_empty() {
+        return Ok(Applied {
+            from: from.clone(),
+            to: from,
+            backup: None,
+            steps: Vec::new(),
+        });
+    }
+
+    let backup = backup::take(&tx, path)?;
+    let mut done = Vec::with_capacity(steps.len());
+    for script in steps {
+        let started = Instant::now();
+        run_step(&tx, path, script)?;
+        done.push(StepDone {
+            from: script.from.clone(),
+            to: script.to.clone(),
+            file: script.file.clone(),
+            took: started.elapsed(),
+        });
+    }
+    tx.commit().map_err(|e| classify(path, e))?;
+    Ok(Applied {
+        from,
+        to,
+        backup: Some(backup),
+        steps: done,
+    })
+}
+
+fn current_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
+    match inspect::read_version(conn, path)? {
+        State::Versioned(v) => Ok(v),
+        State::Unversioned { what } => Err(Error::Unversioned {
+            path: path.to_path_buf(),
+            what,
+        }),
+        State::Missing => Err(Error::Missing {
+            db: path.display().to_string(),
+            path: path.display().to_string(),
+        }),
+    }
+}
+
+/// Runs one script inside the open transaction, then checks and sets the version row.
+fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
+    for stmt in sql::statements(&script.sql) {
+        conn.execute_batch(stmt.text)
+            .map_err(|e| Error::StepFailed {
+                path: path.to_path_buf(),
+                script: script.file.clone(),
+                line: stmt.line,
+                message: e.to_string(),
+            })?;
+    }
+
+    let found = match inspect::read_version(conn, path) {
+        Ok(State::Versioned(v)) if v == script.from || v == script.to => None,
+        Ok(State::Versioned(v)) => Some(v.to_string()),
+        Ok(_) => Some("nothing (the row or table is gone)".to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(found) = found {
+        return Err(Error::VersionTampered {
+            path: path.to_path_buf(),
+            script: script.file.clone(),
+            found,
+            from: script.from.clone(),
+            to: script.to.clone(),
+        });
+    }
+    conn.execute(
+        "UPDATE schema_version SET version = ?1, updated_at = CURRENT_TIMESTAMP WHERE id = 1",
+        [script.to.to_string()],
+    )
+    .map_err(|e| Error::StepFailed {
+        path: path.to_path_buf(),
+        script: script.file.clone(),
+        line: 0,
+        message: format!("writing the version row: {e}"),
+    })?;
+
+    check_foreign_keys(conn, path, script)
+}
+
+/// Step 11 of SQLite's table rebuild: no row may break a foreign key before COMMIT.
+fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
+    let sqlite = |e| classify(path, e);
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(sqlite)?;
+    let mut rows = stmt.query([]).map_err(sqlite)?;
+    let mut first: Option<(String, String, String)> = None;
+    let mut count = 0usize;
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        count += 1;
+        if first.is_none() {
+            let rowid: Option<i64> = row.get(1).map_err(sqlite)?;
+            first = Some((
+                row.get(0).map_err(sqlite)?,
+                rowid.map_or("(without rowid)".to_string(), |r| r.to_string()),
+                row.get(2).map_err(sqlite)?,
+            ));
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some((table, rowid, parent)) => Err(Error::ForeignKeys {
+            path: path.to_path_buf(),
+            script: script.file.clone(),
+            count,
+            table,
+            rowid,
+            parent,
+        }),
+    }
+}

@@ -1,0 +1,146 @@
+//! Every failure the tool reports, each with the context a user needs and its exit code.
+//!
+//! Messages are one line, lowercase, name the database or file, and say what to do next.
+
+use std::path::PathBuf;
+
+use crate::plan::PlanError;
+use crate::version::Version;
+
+/// The library's error. `Display` is the line printed on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("migrations folder {0} does not exist: pass an existing folder with --migrations or AIFP_MIGRATIONS")]
+    MigrationsRootMissing(PathBuf),
+
+    #[error("project folder {0} does not exist: pass an existing folder with --project-dir")]
+    ProjectDirMissing(PathBuf),
+
+    #[error("{root}: no migration set for {db} (expected a folder {db}/ there)")]
+    NoSet { root: String, db: String },
+
+    #[error("cannot read {path}: {message}")]
+    ReadScripts { path: String, message: String },
+
+    #[error("{file}: not a migration script name (expected v<A>_to_v<B>[_label].sql, v<V>_initial_schema.sql, or rollback/v<B>_to_v<A>[_label].sql): rename or remove it")]
+    BadScriptName { file: String },
+
+    #[error("{file}: {problem}: rename it so the versions run the right way")]
+    WrongDirection { file: String, problem: String },
+
+    #[error("{first} and {second} both start at v{from} going {direction}: keep only one")]
+    Ambiguous {
+        first: String,
+        second: String,
+        from: Version,
+        direction: &'static str,
+    },
+
+    #[error("{file} is not valid UTF-8 text: save it as UTF-8")]
+    NotUtf8 { file: String },
+
+    #[error("{file} line {line}: the script holds its own {keyword}; remove it (aifp-migrate runs each database's migration in one transaction of its own)")]
+    TransactionControl {
+        file: String,
+        line: usize,
+        keyword: String,
+    },
+
+    #[error("{db} not found at {path}: nothing to migrate (run AIFP in this project first, or pass --project-dir)")]
+    Missing { db: String, path: String },
+
+    #[error("no {db} database: no .aifp-project folder at or above {start} (pass --project-dir)")]
+    NoProject { db: String, start: String },
+
+    #[error("{path} is not a regular file: move it away")]
+    NotAFile { path: PathBuf },
+
+    #[error(
+        "{path} is empty (0 bytes), not an AIFP database: restore it from a backup or delete it"
+    )]
+    EmptyFile { path: PathBuf },
+
+    #[error("{path} is not an SQLite database ({message}): restore it from a backup")]
+    NotADatabase { path: PathBuf, message: String },
+
+    #[error("{path} has no schema_version {what}, so its version is unknown: it was not made by AIFP, or it predates versioning")]
+    Unversioned { path: PathBuf, what: &'static str },
+
+    #[error("{path} has a malformed version {value:?} in schema_version: correct it by hand or restore a backup")]
+    BadVersion { path: PathBuf, value: String },
+
+    #[error("{path} is read-only ({what}): make it writable, or run as its owner")]
+    ReadOnly { path: PathBuf, what: &'static str },
+
+    #[error("{path}: {source}")]
+    Plan {
+        path: PathBuf,
+        #[source]
+        source: PlanError,
+    },
+
+    #[error("{path} is locked by another process (waited {seconds} s): close AIFP or the other aifp-migrate and try again; nothing was changed")]
+    Locked { path: PathBuf, seconds: u64 },
+
+    #[error("{path}: {script} line {line} failed: {message}; the database was left as it was")]
+    StepFailed {
+        path: PathBuf,
+        script: String,
+        line: usize,
+        message: String,
+    },
+
+    #[error("{path}: {script} set schema_version to {found}, neither the step's source v{from} nor its target v{to}; the database was left as it was")]
+    VersionTampered {
+        path: PathBuf,
+        script: String,
+        found: String,
+        from: Version,
+        to: Version,
+    },
+
+    #[error("{path}: after {script}, {count} row(s) break a foreign key (first: table {table}, row {rowid}, referring to {parent}); the database was left as it was")]
+    ForeignKeys {
+        path: PathBuf,
+        script: String,
+        count: usize,
+        table: String,
+        rowid: String,
+        parent: String,
+    },
+
+    #[error("{path}: backup to {backup} failed: {message}; nothing was changed")]
+    Backup {
+        path: PathBuf,
+        backup: PathBuf,
+        message: String,
+    },
+
+    #[error("{path}: {message}")]
+    Sqlite { path: PathBuf, message: String },
+
+    /// Several errors found while planning; each is printed on a line of its own.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<Error>),
+}
+
+impl Error {
+    /// The process exit code this error maps to (SPEC: 1 failure, 2 usage error).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Wraps an SQLite error with the database it happened on.
+    pub fn sqlite(path: &std::path::Path, e: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! What a database holds, read without changing or creating anything: is the file there, is it
+//! an SQLite database, and which version does its `schema_version` row record.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::Error;
+use crate::version::Version;
+
+/// How long to wait for another process's lock before giving up.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// A database file's state, as far as versions go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Missing,
+    /// There is a database but no version: no `schema_version` table (`what` = "table") or row.
+    Unversioned {
+        what: &'static str,
+    },
+    Versioned(Version),
+}
+
+/// Looks at the file at `path` and reads its version, read-only.
+pub fn inspect(path: &Path) -> Result<State, Error> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::Missing),
+        Err(e) => {
+            return Err(Error::Sqlite {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+            })
+        }
+        // SQLite takes a 0-byte file for a valid empty database; for AIFP it is a broken one.
+        Ok(m) if m.len() == 0 => {
+            return Err(Error::EmptyFile {
+                path: path.to_path_buf(),
+            })
+        }
+        Ok(_) => {}
+    }
+    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    read_version(&conn, path)
+}
+
+/// Opens an existing database (never creating one) and sets the lock wait.
+pub fn open(path: &Path, flags: OpenFlags) -> Result<Connection, Error> {
+    let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    conn.busy_timeout(LOCK_WAIT)
+        .map_err(|e| classify(path, e))?;
+    Ok(conn)
+}
+
+/// Reads the version row through `conn`, which may be inside a transaction.
+pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )
+        .map_err(|e| classify(path, e))?;
+    if !has_table {
+        return Ok(State::Unversioned { what: "table" });
+    }
+    let mut stmt = conn
+        .prepare("SELECT version FROM schema_version WHERE id = 1")
+        .map_err(|e| classify(path, e))?;
+    let mut rows = stmt.query([]).map_err(|e| classify(path, e))?;
+    let Some(row) = rows.next().map_err(|e| classify(path, e))? else {
+        return Ok(State::Unversioned { what: "row" });
+    };
+    let text = match row.get_ref(0).map_err(|e| classify(path, e))? {
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null => "NULL".to_string(),
+        ValueRef::Blob(_) => "<blob>".to_string(),
+    };
+    text.parse()
+        .map(State::Versioned)
+        .map_err(|_| Error::BadVersion {
+            path: path.to_path_buf(),
+            value: text,
+        })
+}
+
+/// Turns an SQLite error into the error a user can act on.
+pub fn classify(path: &Path, e: rusqlite::Error) -> Error {
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+            path,
+            message: e.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => Error::Locked {
+            path,
+            seconds: LOCK_WAIT.as_secs(),
+        },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+            path,
+            what: "SQLite could not write to it",
+        },
+        Some(ErrorCode::CannotOpen) => Error::Sqlite {
+            path,
+            message: format!("{e} (check the permissions of the file and its folder)"),
+        },
+        _ => Error::Sqlite {
+            path,
+            message: e.to_string(),
+        },
+    }
+}

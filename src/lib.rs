@@ -1,0 +1,25 @@
+//! aifp-migrate: keeps the SQLite databases of an AIFP installation at the schema version the
+//! installed AIFP expects.
+//!
+//! The modules are the stages a run passes through: `discovery` (where the databases are),
+//! `inspect` (what they hold), `catalog` (what scripts exist), `plan` (what to run, pure),
+//! `backup` and `apply` (the writes), `report` (text and JSON). `run` strings them together.
+
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod backup;
+pub mod catalog;
+pub mod cli;
+pub mod discovery;
+pub mod error;
+pub mod inspect;
+pub mod options;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod sql;
+pub mod version;
+
+pub use error::Error;
+pub use run::run;

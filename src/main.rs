@@ -1,0 +1,29 @@
+//! The `aifp-migrate` binary: parse the flags, run, print, exit with the code SPEC gives.
+
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use aifp_migrate::cli::{self, Cli};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = cli
+        .into_options()
+        .and_then(|opts| aifp_migrate::run(&opts).map(|outcome| cli::print(&outcome, &opts)));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            cli::print_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

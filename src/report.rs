@@ -1,0 +1,217 @@
+//! What a run found and did, as data, and how it reads: plain text for people, JSON for programs.
+//!
+//! Both renderings come from the same `Report`, so they never disagree; the exit code does too.
+
+use serde::Serialize;
+
+use crate::options::Verbosity;
+
+/// The result of one run: one entry per database, in SPEC's JSON shape.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    Check { databases: Vec<CheckEntry> },
+    Run { databases: Vec<RunEntry> },
+}
+
+/// One database in a `--check` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckEntry {
+    pub name: &'static str,
+    pub path: Option<String>,
+    pub status: CheckStatus,
+    pub current: Option<String>,
+    pub latest: Option<String>,
+    pub pending: Vec<StepEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Current,
+    Pending,
+    Missing,
+    Ahead,
+    Unversioned,
+    Error,
+}
+
+/// One database in a migrating run (or its dry run).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunEntry {
+    pub name: &'static str,
+    pub path: Option<String>,
+    pub status: RunStatus,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub backup: Option<String>,
+    pub steps: Vec<StepEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Migrated,
+    Current,
+    Failed,
+    Planned,
+    Missing,
+    /// Not reached: an earlier database of the same run failed.
+    Skipped,
+}
+
+/// One script, pending, planned or applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEntry {
+    pub from: String,
+    pub to: String,
+    pub script: String,
+    /// Where the script is read from (a path, or `<built-in>/…`).
+    #[serde(skip)]
+    pub origin: String,
+    /// The script's text, shown by a verbose dry run.
+    #[serde(skip)]
+    pub sql: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+}
+
+impl Report {
+    /// SPEC's exit codes: for `--check` 1 if anything is ahead, unversioned or in error, else 3 if
+    /// anything is pending, else 0; for a run 1 if a database failed, else 0.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Report::Check { databases } => {
+                let has = |s: CheckStatus| databases.iter().any(|d| d.status == s);
+                if has(CheckStatus::Ahead)
+                    || has(CheckStatus::Unversioned)
+                    || has(CheckStatus::Error)
+                {
+                    1
+                } else if has(CheckStatus::Pending) {
+                    3
+                } else {
+                    0
+                }
+            }
+            Report::Run { databases } => {
+                u8::from(databases.iter().any(|d| d.status == RunStatus::Failed))
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain strings and enums cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// The text report; `Quiet` leaves only what changed on disk (backups, migrations).
+    pub fn to_text(&self, verbosity: Verbosity) -> String {
+        let mut out = String::new();
+        match self {
+            Report::Check { databases } => {
+                if verbosity == Verbosity::Quiet {
+                    return out;
+                }
+                for d in databases {
+                    let version = match (&d.current, &d.latest) {
+                        (Some(c), Some(l)) if d.status == CheckStatus::Pending => {
+                            format!("{c} -> {l}")
+                        }
+                        (Some(c), _) => c.clone(),
+                        (None, _) => "-".to_string(),
+                    };
+                    line(
+                        &mut out,
+                        d.name,
+                        &version,
+                        status_word(d.status),
+                        d.path.as_deref(),
+                    );
+                    steps(&mut out, &d.pending, false);
+                    if let Some(e) = &d.error {
+                        out.push_str(&format!("    {e}\n"));
+                    }
+                }
+                let count = |s| databases.iter().filter(|d| d.status == s).count();
+                let pending = count(CheckStatus::Pending);
+                out.push_str(&match pending {
+                    0 => "nothing to migrate\n".to_string(),
+                    n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
+                });
+            }
+            Report::Run { databases } => {
+                let dry = databases.iter().any(|d| d.status == RunStatus::Planned);
+                if dry && verbosity > Verbosity::Quiet {
+                    out.push_str("dry run: nothing will be changed\n");
+                }
+                for d in databases {
+                    let changed = matches!(d.status, RunStatus::Migrated | RunStatus::Failed);
+                    if verbosity == Verbosity::Quiet && !changed {
+                        continue;
+                    }
+                    let what = match (d.status, &d.from, &d.to) {
+                        (RunStatus::Migrated, Some(f), Some(t)) => format!("migrated {f} -> {t}"),
+                        (RunStatus::Planned, Some(f), Some(t)) => {
+                            format!("would migrate {f} -> {t}")
+                        }
+                        (RunStatus::Failed, Some(f), Some(t)) => {
+                            format!("failed {f} -> {t}, left at {f}")
+                        }
+                        (RunStatus::Current, Some(f), _) => format!("current {f}"),
+                        (RunStatus::Skipped, Some(f), _) => format!("skipped, left at {f}"),
+                        (RunStatus::Missing, _, _) => "missing".to_string(),
+                        (s, _, _) => format!("{s:?}").to_lowercase(),
+                    };
+                    line(&mut out, d.name, "", &what, d.path.as_deref());
+                    if let Some(b) = &d.backup {
+                        out.push_str(&format!("    backup {b}\n"));
+                    } else if d.status == RunStatus::Planned {
+                        out.push_str("    a backup would be made first\n");
+                    }
+                    steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn status_word(s: CheckStatus) -> &'static str {
+    match s {
+        CheckStatus::Current => "current",
+        CheckStatus::Pending => "pending",
+        CheckStatus::Missing => "missing",
+        CheckStatus::Ahead => "ahead",
+        CheckStatus::Unversioned => "unversioned",
+        CheckStatus::Error => "error",
+    }
+}
+
+fn line(out: &mut String, name: &str, version: &str, status: &str, path: Option<&str>) {
+    let path = path.unwrap_or("(no .aifp-project folder found)");
+    let cells = if version.is_empty() {
+        format!("{name:<17} {status:<26} {path}")
+    } else {
+        format!("{name:<17} {version:<12} {status:<12} {path}")
+    };
+    out.push_str(cells.trim_end());
+    out.push('\n');
+}
+
+fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
+    for s in steps {
+        let took = s.ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
+        let script = if with_sql { &s.origin } else { &s.script };
+        out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
+        if with_sql {
+            for l in s.sql.lines() {
+                out.push_str(&format!("        {l}\n"));
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! One run of the tool: discover, inspect, plan every selected database, then act (or only report).
+//!
+//! Decide first, then act: every database is opened read-only and its whole plan resolved before
+//! the first write anywhere, so a plan error in any of them writes nothing at all.
+
+use std::path::{Path, PathBuf};
+
+use crate::apply;
+use crate::catalog::{self, Script, Set};
+use crate::discovery::{self, DbName, Location};
+use crate::error::Error;
+use crate::inspect::{self, State};
+use crate::options::{Mode, Options};
+use crate::plan::{self, Target};
+use crate::report::{CheckEntry, CheckStatus, Report, RunEntry, RunStatus, StepEntry};
+use crate::version::Version;
+
+/// The report of a run, and the error lines that go to stderr beside it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub errors: Vec<Error>,
+}
+
+/// Runs the mode `opts` asks for.
+pub fn run(opts: &Options) -> Result<Outcome, Error> {
+    if let catalog::Root::Dir(dir) = &opts.root {
+        if !dir.is_dir() {
+            return Err(Error::MigrationsRootMissing(dir.clone()));
+        }
+    }
+    if !opts.start.is_dir() {
+        return Err(Error::ProjectDirMissing(opts.start.clone()));
+    }
+    let found = discovery::discover(&opts.core_dir, &opts.start);
+    match &opts.mode {
+        Mode::Check { only } => Ok(check(opts, select(&found.locations, *only))),
+        Mode::Migrate {
+            only,
+            target,
+            dry_run,
+        } => migrate(
+            opts,
+            &found.start,
+            select(&found.locations, *only),
+            *only,
+            target,
+            *dry_run,
+        ),
+    }
+}
+
+fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {
+    locations
+        .iter()
+        .filter(|l| only.is_none_or(|n| n == l.name))
+        .collect()
+}
+
+fn step_entry(s: &Script) -> StepEntry {
+    StepEntry {
+        from: s.from.to_string(),
+        to: s.to.to_string(),
+        script: s.file.clone(),
+        origin: s.origin.clone(),
+        sql: s.sql.clone(),
+        ms: None,
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
+    let (databases, errors): (Vec<_>, Vec<_>) = selected
+        .into_iter()
+        .map(|loc| check_one(&opts.root, loc))
+        .unzip();
+    Outcome {
+        report: Report::Check { databases },
+        errors: errors.into_iter().flatten().collect(),
+    }
+}
+
+/// One database's report entry, and the error line to print for it, if any.
+fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>) {
+    let set = catalog::load(root, loc.name.as_str());
+    let mut entry = CheckEntry {
+        name: loc.name.as_str(),
+        path: loc.path.as_deref().map(display),
+        status: CheckStatus::Missing,
+        current: None,
+        latest: set
+            .as_ref()
+            .ok()
+            .and_then(Set::latest)
+            .map(ToString::to_string),
+        pending: Vec::new(),
+        error: None,
+    };
+    let Some(path) = &loc.path else {
+        return (entry, None);
+    };
+    let failed = |mut entry: CheckEntry, status, e: Error| {
+        entry.status = status;
+        if status == CheckStatus::Error {
+            entry.error = Some(e.to_string());
+        }
+        (entry, Some(e))
+    };
+    let current = match inspect::inspect(path) {
+        Err(e) => return failed(entry, CheckStatus::Error, e),
+        Ok(State::Missing) => return (entry, None),
+        Ok(State::Unversioned { what }) => {
+            let e = Error::Unversioned {
+                path: path.clone(),
+                what,
+            };
+            return failed(entry, CheckStatus::Unversioned, e);
+        }
+        Ok(State::Versioned(v)) => v,
+    };
+    entry.current = Some(current.to_string());
+    let set = match set {
+        Ok(set) => set,
+        Err(e) => return failed(entry, CheckStatus::Error, e),
+    };
+    let steps = plan::resolve(&set, &current, &Target::Latest)
+        .and_then(|latest| plan::chain(&set, &current, &latest));
+    match steps {
+        Err(source) => {
+            let status = match source {
+                plan::PlanError::Ahead { .. } => CheckStatus::Ahead,
+                _ => CheckStatus::Error,
+            };
+            let e = Error::Plan {
+                path: path.clone(),
+                source,
+            };
+            failed(entry, status, e)
+        }
+        Ok(steps) => {
+            entry.pending = steps.into_iter().map(step_entry).collect();
+            entry.status = if entry.pending.is_empty() {
+                CheckStatus::Current
+            } else {
+                CheckStatus::Pending
+            };
+            (entry, None)
+        }
+    }
+}
+
+/// One database's resolved plan, made before anything is written.
+struct Planned<'s> {
+    name: DbName,
+    path: PathBuf,
+    set: Set,
+    from: Version,
+    to: Version,
+    steps: Vec<&'s Script>,
+}
+
+fn migrate(
+    opts: &Options,
+    start: &Path,
+    selected: Vec<&Location>,
+    only: Option<DbName>,
+    target: &Target,
+    dry_run: bool,
+) -> Result<Outcome, Error> {
+    // Phase 1: read-only. Every selected database, every rule, before any write.
+    let mut errors = Vec::new();
+    let mut found: Vec<(DbName, PathBuf, Set, Version)> = Vec::new();
+    let mut missing: Vec<(DbName, Option<PathBuf>)> = Vec::new();
+    for loc in selected {
+        let Some(path) = &loc.path else {
+            if only.is_some() {
+                errors.push(Error::NoProject {
+                    db: loc.name.as_str().to_string(),
+                    start: display(start),
+                });
+            } else {
+                missing.push((loc.name, None));
+            }
+            continue;
+        };
+        let current = match inspect::inspect(path) {
+            Ok(State::Versioned(v)) => v,
+            Ok(State::Missing) if only.is_none() => {
+                missing.push((loc.name, Some(path.clone())));
+                continue;
+            }
+            Ok(State::Missing) => {
+                errors.push(Error::Missing {
+                    db: loc.name.file_name(),
+                    path: display(path),
+                });
+                continue;
+            }
+            Ok(State::Unversioned { what }) => {
+                errors.push(Error::Unversioned {
+                    path: path.clone(),
+                    what,
+                });
+                continue;
+            }
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        match catalog::load(&opts.root, loc.name.as_str()) {
+            Ok(set) => found.push((loc.name, path.clone(), set, current)),
+            Err(e) => errors.push(e),
+        }
+    }
+
+    let mut planned = Vec::new();
+    for (name, path, set, from) in &found {
+        let plan_err = |source| Error::Plan {
+            path: path.clone(),
+            source,
+        };
+        let resolved = plan::resolve(set, from, target)
+            .and_then(|to| plan::chain(set, from, &to).map(|steps| (to, steps)));
+        match resolved {
+            Ok((to, steps)) => {
+                if !steps.is_empty() {
+                    if let Err(e) = writable(path) {
+                        errors.push(e);
+                        continue;
+                    }
+                }
+                planned.push(Planned {
+                    name: *name,
+                    path: path.clone(),
+                    set: set.clone(),
+                    from: from.clone(),
+                    to,
+                    steps,
+                });
+            }
+            Err(source) => errors.push(plan_err(source)),
+        }
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => return Err(Error::Many(errors)),
+    }
+
+    // Phase 2: act, database by database, in the fixed order; stop at the first failure.
+    let mut entries: Vec<RunEntry> = Vec::new();
+    let mut failed = false;
+    let mut run_errors = Vec::new();
+    for p in &planned {
+        let mut entry = RunEntry {
+            name: p.name.as_str(),
+            path: Some(display(&p.path)),
+            status: RunStatus::Current,
+            from: Some(p.from.to_string()),
+            to: Some(p.to.to_string()),
+            backup: None,
+            steps: p.steps.iter().map(|s| step_entry(s)).collect(),
+            error: None,
+        };
+        if p.steps.is_empty() {
+            entry.steps.clear();
+        } else if dry_run {
+            entry.status = RunStatus::Planned;
+        } else if failed {
+            entry.status = RunStatus::Skipped;
+            entry.to = entry.from.clone();
+            entry.steps.clear();
+        } else {
+            // Rollback was resolved to a version at planning time, so a second run that races
+            // this one finds the database there already and steps no further.
+            let target = match target {
+                Target::Latest => Target::Latest,
+                _ => Target::Version(p.to.clone()),
+            };
+            match apply::migrate(&p.path, &p.set, &target) {
+                Ok(done) => {
+                    entry.status = if done.steps.is_empty() {
+                        RunStatus::Current
+                    } else {
+                        RunStatus::Migrated
+                    };
+                    entry.from = Some(done.from.to_string());
+                    entry.to = Some(done.to.to_string());
+                    entry.backup = done.backup.as_deref().map(display);
+                    entry.steps = done
+                        .steps
+                        .iter()
+                        .map(|s| StepEntry {
+                            from: s.from.to_string(),
+                            to: s.to.to_string(),
+                            script: s.file.clone(),
+                            origin: String::new(),
+                            sql: String::new(),
+                            ms: Some(u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX)),
+                        })
+                        .collect();
+                }
+                Err(e) => {
+                    failed = true;
+                    entry.status = RunStatus::Failed;
+                    entry.error = Some(e.to_string());
+                    run_errors.push(e);
+                }
+            }
+        }
+        entries.push(entry);
+    }
+    for (name, path) in missing {
+        entries.push(RunEntry {
+            name: name.as_str(),
+            path: path.as_deref().map(display),
+            status: RunStatus::Missing,
+            from: None,
+            to: None,
+            backup: None,
+            steps: Vec::new(),
+            error: None,
+        });
+    }
+    entries.sort_by_key(|e| DbName::parse(e.name));
+    Ok(Outcome {
+        report: Report::Run { databases: entries },
+        errors: run_errors,
+    })
+}
+
+/// A database about to be written needs a writable file and folder (for the journal and backup).
+fn writable(path: &Path) -> Result<(), Error> {
+    use rustix::fs::{access, Access};
+    if access(path, Access::WRITE_OK).is_err() {
+        return Err(Error::ReadOnly {
+            path: path.to_path_buf(),
+            what: "the file is not writable",
+        });
+    }
+    let folder = path.parent().unwrap_or(Path::new("."));
+    if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
+        return Err(Error::ReadOnly {
+            path: path.to_path_buf(),
+            what: "its folder is not writable, so no backup or journal can be made there",
+        });
+    }
+    Ok(())
+}

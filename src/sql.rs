@@ -1,0 +1,264 @@
+//! Splits a migration script into statements without running it, the way SQLite reads it.
+//!
+//! Planning must refuse a script that holds its own transaction control before anything is
+//! written, so scripts are read here, by a small lexer that knows strings, quoted names,
+//! comments and `CREATE TRIGGER … BEGIN … END;` bodies (whose inner `;` do not end the statement).
+
+/// One statement of a script: its text (comments included) and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    pub text: &'a str,
+    pub line: usize,
+    /// The first word, upper-cased (`CREATE`, `INSERT`, …).
+    pub keyword: String,
+}
+
+/// The first keywords that would end or nest the tool's own transaction, or cannot run in one.
+pub const FORBIDDEN: [&str; 7] = [
+    "BEGIN",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "VACUUM",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    Word(&'a str),
+    Semicolon,
+    Other,
+}
+
+/// Splits `sql` into its statements; blank and comment-only tails are dropped.
+pub fn statements(sql: &str) -> Vec<Statement<'_>> {
+    let mut out = Vec::new();
+    let mut lexer = Lexer::new(sql);
+    let mut start = 0;
+    let mut start_line = 1;
+    // The significant tokens of the statement so far (only the first few and last two matter).
+    let mut head: Vec<Token> = Vec::new();
+    let mut last_two: [Option<Token>; 2] = [None, None];
+    while let Some((token, token_start, line)) = lexer.next_token() {
+        if head.is_empty() {
+            start = token_start;
+            start_line = line;
+        }
+        let ends = token == Token::Semicolon
+            && (!is_trigger(&head)
+                || (matches!(last_two[1], Some(Token::Word(w)) if w.eq_ignore_ascii_case("END"))
+                    && matches!(last_two[0], Some(Token::Semicolon))));
+        if head.len() < 4 {
+            head.push(token);
+        }
+        last_two = [last_two[1], Some(token)];
+        if ends {
+            push(&mut out, &sql[start..lexer.pos], start_line, &head);
+            head.clear();
+            last_two = [None, None];
+        }
+    }
+    if !head.is_empty() {
+        push(&mut out, &sql[start..], start_line, &head);
+    }
+    out
+}
+
+fn push<'a>(out: &mut Vec<Statement<'a>>, text: &'a str, line: usize, head: &[Token]) {
+    if head == [Token::Semicolon] {
+        return; // an empty statement: a stray `;`
+    }
+    let keyword = match head.first() {
+        Some(Token::Word(w)) => w.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    out.push(Statement {
+        text,
+        line,
+        keyword,
+    });
+}
+
+/// `CREATE [TEMP|TEMPORARY] TRIGGER`: the one statement whose body holds `;`.
+fn is_trigger(head: &[Token]) -> bool {
+    let word = |i: usize, w: &str| matches!(head.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
+    word(0, "CREATE")
+        && (word(1, "TRIGGER") || ((word(1, "TEMP") || word(1, "TEMPORARY")) && word(2, "TRIGGER")))
+}
+
+struct Lexer<'a> {
+    src: &'a str,
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(src: &'a str) -> Self {
+        Lexer {
+            src,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.src.as_bytes()
+    }
+
+    fn advance_to(&mut self, end: usize) {
+        let end = end.min(self.src.len());
+        self.line += self.bytes()[self.pos..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.pos = end;
+    }
+
+    /// Skips whitespace and comments, then returns the next significant token.
+    fn next_token(&mut self) -> Option<(Token<'a>, usize, usize)> {
+        let b = self.bytes();
+        loop {
+            let rest = &b[self.pos..];
+            match rest {
+                [] => return None,
+                [c, ..] if c.is_ascii_whitespace() => self.advance_to(self.pos + 1),
+                [b'-', b'-', ..] => {
+                    let end = find(rest, b"\n").map_or(b.len(), |i| self.pos + i + 1);
+                    self.advance_to(end);
+                }
+                [b'/', b'*', ..] => {
+                    let end = find(&rest[2..], b"*/").map_or(b.len(), |i| self.pos + 2 + i + 2);
+                    self.advance_to(end);
+                }
+                _ => break,
+            }
+        }
+        let (start, line) = (self.pos, self.line);
+        let c = b[start];
+        let token = match c {
+            b';' => {
+                self.advance_to(start + 1);
+                Token::Semicolon
+            }
+            b'\'' | b'"' | b'`' => {
+                self.skip_quoted(c, c);
+                Token::Other
+            }
+            b'[' => {
+                self.skip_quoted(b'[', b']');
+                Token::Other
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let len = b[start..]
+                    .iter()
+                    .position(|&x| {
+                        !(x.is_ascii_alphanumeric() || x == b'_' || x == b'$' || x >= 0x80)
+                    })
+                    .unwrap_or(b.len() - start);
+                self.advance_to(start + len);
+                Token::Word(&self.src[start..start + len])
+            }
+            _ => {
+                // One character; step over a whole UTF-8 sequence so slicing stays on boundaries.
+                let len = self.src[start..].chars().next().map_or(1, char::len_utf8);
+                self.advance_to(start + len);
+                Token::Other
+            }
+        };
+        Some((token, start, line))
+    }
+
+    /// Skips a quoted string or name; a doubled closing quote is an escaped one.
+    fn skip_quoted(&mut self, open: u8, close: u8) {
+        let b = self.bytes();
+        let mut i = self.pos + 1;
+        while i < b.len() {
+            if b[i] == close {
+                if open != b'[' && b.get(i + 1) == Some(&close) {
+                    i += 2;
+                    continue;
+                }
+                self.advance_to(i + 1);
+                return;
+            }
+            i += 1;
+        }
+        self.advance_to(b.len());
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keywords(sql: &str) -> Vec<String> {
+        statements(sql).into_iter().map(|s| s.keyword).collect()
+    }
+
+    #[test]
+    fn splits_on_semicolons_outside_strings_names_and_comments() {
+        let sql = "CREATE TABLE a (x TEXT DEFAULT ';');\n-- a comment; with BEGIN\nINSERT INTO \"we;ird\" VALUES ('it''s; fine'); /* COMMIT; */ UPDATE [b;c] SET x = 1;";
+        assert_eq!(keywords(sql), ["CREATE", "INSERT", "UPDATE"]);
+    }
+
+    #[test]
+    fn a_trigger_body_is_one_statement_even_with_case_end_inside() {
+        let sql = "CREATE TRIGGER t AFTER DELETE ON a BEGIN\n  DELETE FROM b WHERE id = OLD.id;\n  UPDATE c SET v = CASE WHEN 1 THEN 2 END;\nEND;\nCREATE TEMP TRIGGER u AFTER INSERT ON a BEGIN SELECT 1; END;\nDROP TABLE a;";
+        let s = statements(sql);
+        assert_eq!(
+            s.iter().map(|s| s.keyword.as_str()).collect::<Vec<_>>(),
+            ["CREATE", "CREATE", "DROP"]
+        );
+        assert!(s[0].text.ends_with("END;"));
+        assert_eq!(s[1].line, 5);
+        assert_eq!(s[2].line, 6);
+    }
+
+    #[test]
+    fn transaction_control_is_seen_as_the_first_keyword() {
+        let sql = "begin transaction;\nCREATE TABLE a(x);\n  Commit;\nsavepoint s; release s; end; rollback; vacuum;";
+        assert_eq!(
+            keywords(sql),
+            [
+                "BEGIN",
+                "CREATE",
+                "COMMIT",
+                "SAVEPOINT",
+                "RELEASE",
+                "END",
+                "ROLLBACK",
+                "VACUUM"
+            ]
+        );
+        assert_eq!(statements(sql)[2].line, 3);
+    }
+
+    #[test]
+    fn comment_only_tails_and_stray_semicolons_are_not_statements() {
+        assert_eq!(
+            keywords("CREATE TABLE a(x);;\n-- the end\n/* really */\n"),
+            ["CREATE"]
+        );
+        assert!(statements("").is_empty());
+        assert_eq!(keywords("SELECT 1"), ["SELECT"]);
+    }
+
+    #[test]
+    fn unterminated_quotes_and_comments_do_not_panic() {
+        for sql in [
+            "SELECT 'abc",
+            "SELECT \"abc",
+            "/* open",
+            "SELECT [x",
+            "é;ü;",
+            "--",
+        ] {
+            let _ = statements(sql);
+        }
+    }
+}
