@@ -66,7 +66,7 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
         });
     }
 
-    let backup = backup::take(&tx, path)?;
+    let backup = backup::take(path)?;
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
         let started = Instant::now();

@@ -13,8 +13,13 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Error;
 
-/// Copies the database that `src` has open (at `db_path`) to a new backup file; returns its path.
-pub fn take(src: &Connection, db_path: &Path) -> Result<PathBuf, Error> {
+/// Copies the database at `db_path` to a new backup file; returns its path.
+///
+/// Call it while holding the write lock and before writing: SQLite refuses to back up through a
+/// connection in a write transaction, so the copy is read through a second, read-only connection,
+/// which then sees exactly the last committed state (`-wal` included) and nothing can change it.
+pub fn take(db_path: &Path) -> Result<PathBuf, Error> {
+    let src = crate::inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let stamp: String = src
         .query_row(
             "SELECT strftime('%Y%m%d_%H%M%S', 'now', 'localtime')",
@@ -30,7 +35,7 @@ pub fn take(src: &Connection, db_path: &Path) -> Result<PathBuf, Error> {
         message,
     };
 
-    let result = copy_into(src, db_path, &tmp).and_then(|()| publish(&tmp, &base));
+    let result = copy_into(&src, db_path, &tmp).and_then(|()| publish(&tmp, &base));
     // Whatever happened, the temporary file must not outlive this call.
     let _ = fs::remove_file(&tmp);
     result.map_err(|message| fail(&base, message))

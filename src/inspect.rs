@@ -1,7 +1,7 @@
 //! What a database holds, read without changing or creating anything: is the file there, is it
 //! an SQLite database, and which version does its `schema_version` row record.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -47,8 +47,63 @@ pub fn inspect(path: &Path) -> Result<State, Error> {
         }
         Ok(_) => {}
     }
-    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let conn = open_for_reading(path)?;
     read_version(&conn, path)
+}
+
+/// Opens read-only without leaving anything behind.
+///
+/// A read-only connection to a WAL database creates `-wal` and `-shm` files and cannot remove
+/// them. When a WAL database has no `-wal` file no process has it open, so it is read as
+/// immutable, which creates nothing; otherwise the existing files are used.
+pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    if is_wal_mode(path) && !wal.exists() {
+        let uri = format!("file:{}?immutable=1", uri_escape(path));
+        return open(
+            Path::new(&uri),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| relabel(e, path));
+    }
+    open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+/// Bytes 18 and 19 of the header are 2 in a WAL-mode database.
+fn is_wal_mode(path: &Path) -> bool {
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
+}
+
+/// Percent-encodes a path for an SQLite `file:` URI.
+fn uri_escape(path: &Path) -> String {
+    path.as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|&b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// An error about the URI is an error about the file.
+fn relabel(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Sqlite { message, .. } => Error::Sqlite {
+            path: path.to_path_buf(),
+            message,
+        },
+        Error::NotADatabase { message, .. } => Error::NotADatabase {
+            path: path.to_path_buf(),
+            message,
+        },
+        other => other,
+    }
 }
 
 /// Opens an existing database (never creating one) and sets the lock wait.
