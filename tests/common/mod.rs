@@ -16,7 +16,9 @@ pub fn bundled() -> PathBuf {
 
 /// A fixture folder under `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// One scenario's world.
@@ -57,15 +59,19 @@ impl Env {
     pub fn db(&self, name: &str) -> PathBuf {
         match name {
             "aifp_core" => self.core_dir.join("aifp_core.db"),
-            _ => self.project.join(".aifp-project").join(format!("{name}.db")),
+            _ => self
+                .project
+                .join(".aifp-project")
+                .join(format!("{name}.db")),
         }
     }
 
     /// Creates database `name` from its set's initial schema, in WAL mode like AIFP's own.
     pub fn init_db(&self, name: &str) -> PathBuf {
         let path = self.db(name);
-        let sql = std::fs::read_to_string(self.migrations.join(name).join("v1.0_initial_schema.sql"))
-            .unwrap();
+        let sql =
+            std::fs::read_to_string(self.migrations.join(name).join("v1.0_initial_schema.sql"))
+                .unwrap();
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "journal_mode", "wal").unwrap();
         conn.execute_batch(&sql).unwrap();
@@ -74,7 +80,12 @@ impl Env {
 
     /// Creates all four databases at 1.0.
     pub fn init_all(&self) {
-        for name in ["aifp_core", "project", "user_preferences", "user_directives"] {
+        for name in [
+            "aifp_core",
+            "project",
+            "user_preferences",
+            "user_directives",
+        ] {
             self.init_db(name);
         }
     }
@@ -171,7 +182,9 @@ pub fn open(path: &Path) -> Connection {
 /// The version row.
 pub fn version(path: &Path) -> String {
     open(path)
-        .query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| {
+            r.get(0)
+        })
         .unwrap()
 }
 
@@ -205,7 +218,9 @@ pub fn contents(path: &Path) -> Vec<String> {
         .collect();
     let mut out = Vec::new();
     for t in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid")).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid"))
+            .unwrap();
         let n = stmt.column_count();
         let mut rows = stmt.query([]).unwrap();
         while let Some(row) = rows.next().unwrap() {
@@ -221,7 +236,9 @@ pub fn contents(path: &Path) -> Vec<String> {
 /// Rows in `table`.
 pub fn count(path: &Path, table: &str) -> i64 {
     open(path)
-        .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| r.get(0))
+        .query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
+            r.get(0)
+        })
         .unwrap()
 }
 
@@ -231,7 +248,12 @@ pub fn backups(path: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
         .collect();
     out.sort();
     out
