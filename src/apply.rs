@@ -51,10 +51,7 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
         .map_err(|e| classify(path, e))?;
 
     let from = current_version(&tx, path)?;
-    let plan_err = |source| Error::Plan {
-        path: path.to_path_buf(),
-        source,
-    };
+    let plan_err = |source| Error::plan(path, source);
     let to = plan::resolve(set, &from, target).map_err(plan_err)?;
     let steps = plan::chain(set, &from, &to).map_err(plan_err)?;
     if steps.is_empty() {
@@ -124,8 +121,8 @@ fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error
             path: path.to_path_buf(),
             script: script.file.clone(),
             found,
-            from: script.from.clone(),
-            to: script.to.clone(),
+            from: script.from.to_string(),
+            to: script.to.to_string(),
         });
     }
     conn.execute(
@@ -147,28 +144,25 @@ fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result
     let sqlite = |e| classify(path, e);
     let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
-    let mut first: Option<(String, String, String)> = None;
+    let mut first: Option<String> = None;
     let mut count = 0usize;
     while let Some(row) = rows.next().map_err(sqlite)? {
         count += 1;
         if first.is_none() {
+            let table: String = row.get(0).map_err(sqlite)?;
             let rowid: Option<i64> = row.get(1).map_err(sqlite)?;
-            first = Some((
-                row.get(0).map_err(sqlite)?,
-                rowid.map_or("(without rowid)".to_string(), |r| r.to_string()),
-                row.get(2).map_err(sqlite)?,
-            ));
+            let parent: String = row.get(2).map_err(sqlite)?;
+            let rowid = rowid.map_or("(without rowid)".to_string(), |r| r.to_string());
+            first = Some(format!("table {table}, row {rowid}, referring to {parent}"));
         }
     }
     match first {
         None => Ok(()),
-        Some((table, rowid, parent)) => Err(Error::ForeignKeys {
+        Some(first) => Err(Error::ForeignKeys {
             path: path.to_path_buf(),
             script: script.file.clone(),
             count,
-            table,
-            rowid,
-            parent,
+            first,
         }),
     }
 }

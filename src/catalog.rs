@@ -256,7 +256,7 @@ pub fn parse_set(name: &str, mut files: Vec<RawFile>) -> Result<Set, Error> {
                 return Err(Error::Ambiguous {
                     first: first.origin.clone(),
                     second: s.origin.clone(),
-                    from: s.from.clone(),
+                    from: s.from.to_string(),
                     direction,
                 });
             }

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use crate::plan::PlanError;
-use crate::version::Version;
 
 /// The library's error. `Display` is the line printed on stderr.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +34,7 @@ pub enum Error {
     Ambiguous {
         first: String,
         second: String,
-        from: Version,
+        from: String,
         direction: &'static str,
     },
 
@@ -79,7 +78,7 @@ pub enum Error {
     Plan {
         path: PathBuf,
         #[source]
-        source: PlanError,
+        source: Box<PlanError>,
     },
 
     #[error("{path} is locked by another process (waited {seconds} s): close AIFP or the other aifp-migrate and try again; nothing was changed")]
@@ -98,18 +97,17 @@ pub enum Error {
         path: PathBuf,
         script: String,
         found: String,
-        from: Version,
-        to: Version,
+        from: String,
+        to: String,
     },
 
-    #[error("{path}: after {script}, {count} row(s) break a foreign key (first: table {table}, row {rowid}, referring to {parent}); the database was left as it was")]
+    #[error("{path}: after {script}, {count} row(s) break a foreign key (first: {first}); the database was left as it was")]
     ForeignKeys {
         path: PathBuf,
         script: String,
         count: usize,
-        table: String,
-        rowid: String,
-        parent: String,
+        /// The first violation, e.g. `table files, row 3, referring to project`.
+        first: String,
     },
 
     #[error("{path}: backup to {backup} failed: {message}; nothing was changed")]
@@ -133,6 +131,14 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             _ => 1,
+        }
+    }
+
+    /// A plan error for the database at `path`.
+    pub fn plan(path: &std::path::Path, source: PlanError) -> Self {
+        Error::Plan {
+            path: path.to_path_buf(),
+            source: Box::new(source),
         }
     }
 

@@ -134,10 +134,7 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
                 plan::PlanError::Ahead { .. } => CheckStatus::Ahead,
                 _ => CheckStatus::Error,
             };
-            let e = Error::Plan {
-                path: path.clone(),
-                source,
-            };
+            let e = Error::plan(path, source);
             failed(entry, status, e)
         }
         Ok(steps) => {
@@ -219,10 +216,7 @@ fn migrate(
 
     let mut planned = Vec::new();
     for (name, path, set, from) in &found {
-        let plan_err = |source| Error::Plan {
-            path: path.clone(),
-            source,
-        };
+        let plan_err = |source| Error::plan(path, source);
         let resolved = plan::resolve(set, from, target)
             .and_then(|to| plan::chain(set, from, &to).map(|steps| (to, steps)));
         match resolved {

@@ -11,8 +11,8 @@ use std::str::FromStr;
 /// A parsed schema version such as `1.2`.
 #[derive(Debug, Clone)]
 pub struct Version {
-    parts: Vec<u64>,
-    text: String,
+    parts: Box<[u64]>,
+    text: Box<str>,
 }
 
 /// Why a string is not a version.
@@ -48,10 +48,10 @@ impl FromStr for Version {
                 }
                 p.parse::<u64>().map_err(|_| bad())
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Box<[u64]>, _>>()?;
         Ok(Version {
             parts,
-            text: s.to_string(),
+            text: s.into(),
         })
     }
 }
