@@ -138,8 +138,10 @@ impl Report {
                     }
                 }
                 let count = |s| databases.iter().filter(|d| d.status == s).count();
-                let pending = count(CheckStatus::Pending);
-                out.push_str(&match pending {
+                out.push_str(&match count(CheckStatus::Pending) {
+                    0 if count(CheckStatus::Missing) == databases.len() => {
+                        "no AIFP database found: nothing to migrate\n".to_string()
+                    }
                     0 => "nothing to migrate\n".to_string(),
                     n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
                 });
@@ -195,9 +197,9 @@ fn status_word(s: CheckStatus) -> &'static str {
 fn line(out: &mut String, name: &str, version: &str, status: &str, path: Option<&str>) {
     let path = path.unwrap_or("(no .aifp-project folder found)");
     let cells = if version.is_empty() {
-        format!("{name:<17} {status:<26} {path}")
+        format!("{name:<17} {status:<30} {path}")
     } else {
-        format!("{name:<17} {version:<12} {status:<12} {path}")
+        format!("{name:<17} {version:<12} {status:<16} {path}")
     };
     out.push_str(cells.trim_end());
     out.push('\n');
