@@ -28,7 +28,15 @@ pub fn take(db_path: &Path) -> Result<PathBuf, Error> {
         )
         .map_err(|e| Error::sqlite(db_path, e))?;
     let base = PathBuf::from(format!("{}.backup_{stamp}", db_path.display()));
-    let tmp = PathBuf::from(format!("{}.tmp-{}", base.display(), std::process::id()));
+    // Hidden and outside the backup name pattern, so an interrupted copy never looks like a backup.
+    let tmp = match (db_path.parent(), db_path.file_name()) {
+        (Some(dir), Some(name)) => dir.join(format!(
+            ".{}.aifp-migrate-backup-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        )),
+        _ => PathBuf::from(format!("{}.aifp-migrate-backup", db_path.display())),
+    };
     let fail = |backup: &Path, message: String| Error::Backup {
         path: db_path.to_path_buf(),
         backup: backup.to_path_buf(),
