@@ -399,6 +399,12 @@ fn backups_keep_the_database_mode_and_never_overwrite_each_other() {
         let name = b.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!name.contains(".tmp"), "a temporary file was left: {name}");
     }
+    let leftovers: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("aifp-migrate-backup"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary backup files left: {leftovers:?}");
 }
 
 #[test]
