@@ -149,14 +149,20 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
     }
 }
 
+/// One selected database after planning: absent, or with a resolved plan.
+enum Selected {
+    Missing(DbName, Option<PathBuf>),
+    Planned(Planned),
+}
+
 /// One database's resolved plan, made before anything is written.
-struct Planned<'s> {
+struct Planned {
     name: DbName,
     path: PathBuf,
     set: Set,
     from: Version,
     to: Version,
-    steps: Vec<&'s Script>,
+    steps: Vec<StepEntry>,
 }
 
 fn migrate(
@@ -167,164 +173,160 @@ fn migrate(
     target: &Target,
     dry_run: bool,
 ) -> Result<Outcome, Error> {
-    // Phase 1: read-only. Every selected database, every rule, before any write.
+    // Phase 1, read-only: every selected database, every rule, before any write anywhere.
+    let mut planned = Vec::new();
     let mut errors = Vec::new();
-    let mut found: Vec<(DbName, PathBuf, Set, Version)> = Vec::new();
-    let mut missing: Vec<(DbName, Option<PathBuf>)> = Vec::new();
     for loc in selected {
-        let Some(path) = &loc.path else {
-            if only.is_some() {
-                errors.push(Error::NoProject {
-                    db: loc.name.as_str().to_string(),
-                    start: display(start),
-                });
-            } else {
-                missing.push((loc.name, None));
-            }
-            continue;
-        };
-        let current = match inspect::inspect(path) {
-            Ok(State::Versioned(v)) => v,
-            Ok(State::Missing) if only.is_none() => {
-                missing.push((loc.name, Some(path.clone())));
-                continue;
-            }
-            Ok(State::Missing) => {
-                errors.push(Error::Missing {
-                    db: loc.name.file_name(),
-                    path: display(path),
-                });
-                continue;
-            }
-            Ok(State::Unversioned { what }) => {
-                errors.push(Error::Unversioned {
-                    path: path.clone(),
-                    what,
-                });
-                continue;
-            }
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        match catalog::load(&opts.root, loc.name.as_str()) {
-            Ok(set) => found.push((loc.name, path.clone(), set, current)),
+        match plan_one(&opts.root, loc, start, only.is_some(), target) {
+            Ok(p) => planned.push(p),
             Err(e) => errors.push(e),
         }
     }
+    match errors.len() {
+        0 => Ok(act(planned, target, dry_run)),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many(errors)),
+    }
+}
 
-    let mut planned = Vec::new();
-    for (name, path, set, from) in &found {
-        let plan_err = |source| Error::plan(path, source);
-        let resolved = plan::resolve(set, from, target)
-            .and_then(|to| plan::chain(set, from, &to).map(|steps| (to, steps)));
-        match resolved {
-            Ok((to, steps)) => {
-                if !steps.is_empty() {
-                    if let Err(e) = writable(path) {
-                        errors.push(e);
-                        continue;
+/// Resolves one database's plan; `named` is true when the user asked for this database by name,
+/// which makes its absence an error.
+fn plan_one(
+    root: &catalog::Root,
+    loc: &Location,
+    start: &Path,
+    named: bool,
+    target: &Target,
+) -> Result<Selected, Error> {
+    let Some(path) = &loc.path else {
+        if named {
+            return Err(Error::NoProject {
+                db: loc.name.as_str().to_string(),
+                start: display(start),
+            });
+        }
+        return Ok(Selected::Missing(loc.name, None));
+    };
+    let from = match inspect::inspect(path)? {
+        State::Versioned(v) => v,
+        State::Missing if named => {
+            return Err(Error::Missing {
+                db: loc.name.file_name(),
+                path: display(path),
+            })
+        }
+        State::Missing => return Ok(Selected::Missing(loc.name, Some(path.clone()))),
+        State::Unversioned { what } => {
+            return Err(Error::Unversioned {
+                path: path.clone(),
+                what,
+            })
+        }
+    };
+    let set = catalog::load(root, loc.name.as_str())?;
+    let to = plan::resolve(&set, &from, target).map_err(|e| Error::plan(path, e))?;
+    let steps: Vec<StepEntry> = plan::chain(&set, &from, &to)
+        .map_err(|e| Error::plan(path, e))?
+        .into_iter()
+        .map(step_entry)
+        .collect();
+    if !steps.is_empty() {
+        writable(path)?;
+    }
+    Ok(Selected::Planned(Planned {
+        name: loc.name,
+        path: path.clone(),
+        set,
+        from,
+        to,
+        steps,
+    }))
+}
+
+/// Phase 2: act on each planned database in the fixed order, stopping at the first failure.
+fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
+    let mut failed = false;
+    let mut errors = Vec::new();
+    let databases = selected
+        .into_iter()
+        .map(|sel| {
+            let p = match sel {
+                Selected::Missing(name, path) => {
+                    return RunEntry {
+                        name: name.as_str(),
+                        path: path.as_deref().map(display),
+                        status: RunStatus::Missing,
+                        from: None,
+                        to: None,
+                        backup: None,
+                        steps: Vec::new(),
+                        error: None,
                     }
                 }
-                planned.push(Planned {
-                    name: *name,
-                    path: path.clone(),
-                    set: set.clone(),
-                    from: from.clone(),
-                    to,
-                    steps,
-                });
-            }
-            Err(source) => errors.push(plan_err(source)),
-        }
-    }
-    match errors.len() {
-        0 => {}
-        1 => return Err(errors.remove(0)),
-        _ => return Err(Error::Many(errors)),
-    }
-
-    // Phase 2: act, database by database, in the fixed order; stop at the first failure.
-    let mut entries: Vec<RunEntry> = Vec::new();
-    let mut failed = false;
-    let mut run_errors = Vec::new();
-    for p in &planned {
-        let mut entry = RunEntry {
-            name: p.name.as_str(),
-            path: Some(display(&p.path)),
-            status: RunStatus::Current,
-            from: Some(p.from.to_string()),
-            to: Some(p.to.to_string()),
-            backup: None,
-            steps: p.steps.iter().map(|s| step_entry(s)).collect(),
-            error: None,
-        };
-        if p.steps.is_empty() {
-            entry.steps.clear();
-        } else if dry_run {
-            entry.status = RunStatus::Planned;
-        } else if failed {
-            entry.status = RunStatus::Skipped;
-            entry.to = entry.from.clone();
-            entry.steps.clear();
-        } else {
-            // Rollback was resolved to a version at planning time, so a second run that races
-            // this one finds the database there already and steps no further.
-            let target = match target {
-                Target::Latest => Target::Latest,
-                _ => Target::Version(p.to.clone()),
+                Selected::Planned(p) => p,
             };
-            match apply::migrate(&p.path, &p.set, &target) {
-                Ok(done) => {
-                    entry.status = if done.steps.is_empty() {
-                        RunStatus::Current
-                    } else {
-                        RunStatus::Migrated
-                    };
-                    entry.from = Some(done.from.to_string());
-                    entry.to = Some(done.to.to_string());
-                    entry.backup = done.backup.as_deref().map(display);
-                    entry.steps = done
-                        .steps
-                        .iter()
-                        .map(|s| StepEntry {
-                            from: s.from.to_string(),
-                            to: s.to.to_string(),
-                            script: s.file.clone(),
-                            origin: String::new(),
-                            sql: String::new(),
-                            ms: Some(u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX)),
-                        })
-                        .collect();
-                }
-                Err(e) => {
-                    failed = true;
-                    entry.status = RunStatus::Failed;
-                    entry.error = Some(e.to_string());
-                    run_errors.push(e);
+            let mut entry = RunEntry {
+                name: p.name.as_str(),
+                path: Some(display(&p.path)),
+                status: RunStatus::Planned,
+                from: Some(p.from.to_string()),
+                to: Some(p.to.to_string()),
+                backup: None,
+                steps: Vec::new(),
+                error: None,
+            };
+            if p.steps.is_empty() {
+                entry.status = RunStatus::Current;
+            } else if dry_run {
+                entry.steps = p.steps;
+            } else if failed {
+                entry.status = RunStatus::Skipped;
+                entry.to = entry.from.clone();
+            } else {
+                // A rollback was resolved to a version while planning, so a second run racing
+                // this one finds the database there already and steps no further.
+                let target = match target {
+                    Target::Latest => Target::Latest,
+                    _ => Target::Version(p.to.clone()),
+                };
+                match apply::migrate(&p.path, &p.set, &target) {
+                    Ok(done) => {
+                        entry.status = if done.steps.is_empty() {
+                            RunStatus::Current
+                        } else {
+                            RunStatus::Migrated
+                        };
+                        entry.from = Some(done.from.to_string());
+                        entry.to = Some(done.to.to_string());
+                        entry.backup = done.backup.as_deref().map(display);
+                        entry.steps = done.steps.iter().map(done_entry).collect();
+                    }
+                    Err(e) => {
+                        failed = true;
+                        entry.status = RunStatus::Failed;
+                        entry.error = Some(e.to_string());
+                        errors.push(e);
+                    }
                 }
             }
-        }
-        entries.push(entry);
+            entry
+        })
+        .collect();
+    Outcome {
+        report: Report::Run { databases },
+        errors,
     }
-    for (name, path) in missing {
-        entries.push(RunEntry {
-            name: name.as_str(),
-            path: path.as_deref().map(display),
-            status: RunStatus::Missing,
-            from: None,
-            to: None,
-            backup: None,
-            steps: Vec::new(),
-            error: None,
-        });
+}
+
+fn done_entry(s: &apply::StepDone) -> StepEntry {
+    StepEntry {
+        from: s.from.to_string(),
+        to: s.to.to_string(),
+        script: s.file.clone(),
+        origin: String::new(),
+        sql: String::new(),
+        ms: Some(u64::try_from(s.took.as_millis()).unwrap_or(u64::MAX)),
     }
-    entries.sort_by_key(|e| DbName::parse(e.name));
-    Ok(Outcome {
-        report: Report::Run { databases: entries },
-        errors: run_errors,
-    })
 }
 
 /// A database about to be written needs a writable file and folder (for the journal and backup).
