@@ -404,7 +404,10 @@ fn backups_keep_the_database_mode_and_never_overwrite_each_other() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains("aifp-migrate-backup"))
         .collect();
-    assert!(leftovers.is_empty(), "temporary backup files left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "temporary backup files left: {leftovers:?}"
+    );
 }
 
 #[test]
