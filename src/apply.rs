@@ -64,10 +64,36 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
     }
 
     let backup = backup::take(path)?;
+    let outcome = match run_steps(&tx, path, &steps) {
+        Ok(done) => tx.commit().map(|()| done).map_err(|e| classify(path, e)),
+        Err(e) => {
+            drop(tx); // rolls the transaction back
+            Err(e)
+        }
+    };
+    match outcome {
+        Ok(steps) => Ok(Applied {
+            from,
+            to,
+            backup: Some(backup),
+            steps,
+        }),
+        Err(e) => {
+            // Rolled back: when the database reads back at its old version, the backup holds
+            // nothing the database does not, and removing it keeps "nothing was changed" true.
+            if matches!(inspect::read_version(&conn, path), Ok(State::Versioned(v)) if v == from) {
+                let _ = std::fs::remove_file(&backup);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_steps(conn: &Connection, path: &Path, steps: &[&Script]) -> Result<Vec<StepDone>, Error> {
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
         let started = Instant::now();
-        run_step(&tx, path, script)?;
+        run_step(conn, path, script)?;
         done.push(StepDone {
             from: script.from.clone(),
             to: script.to.clone(),
@@ -75,13 +101,7 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
             took: started.elapsed(),
         });
     }
-    tx.commit().map_err(|e| classify(path, e))?;
-    Ok(Applied {
-        from,
-        to,
-        backup: Some(backup),
-        steps: done,
-    })
+    Ok(done)
 }
 
 fn current_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
@@ -101,13 +121,21 @@ fn current_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
 /// Runs one script inside the open transaction, then checks and sets the version row.
 fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
     for stmt in sql::statements(&script.sql) {
+        let failed = |message: String| Error::StepFailed {
+            path: path.to_path_buf(),
+            script: script.file.clone(),
+            line: stmt.line,
+            message,
+        };
         conn.execute_batch(stmt.text)
-            .map_err(|e| Error::StepFailed {
-                path: path.to_path_buf(),
-                script: script.file.clone(),
-                line: stmt.line,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| failed(e.to_string()))?;
+        // Planning refuses transaction control, but should a statement still end the tool's
+        // transaction, stop at once rather than run the rest outside one.
+        if conn.is_autocommit() {
+            return Err(failed(
+                "the statement ended aifp-migrate's transaction; remove it from the script".into(),
+            ));
+        }
     }
 
     let found = match inspect::read_version(conn, path) {

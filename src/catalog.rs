@@ -125,7 +125,7 @@ fn read_dir_set(root: &Path, name: &str) -> Result<Vec<RawFile>, Error> {
                 continue;
             }
             let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let Some(file_name) = file_name.filter(|n| n.ends_with(".sql")) else {
+            let Some(file_name) = file_name.filter(|n| is_script(n)) else {
                 continue;
             };
             let bytes = std::fs::read(&path).map_err(|e| Error::ReadScripts {
@@ -156,7 +156,7 @@ fn read_built_in_set(name: &str) -> Result<Vec<RawFile>, Error> {
         .flat_map(|(d, rollback)| d.files().map(move |f| (f, rollback)))
         .filter_map(|(f, rollback)| {
             let file_name = f.path().file_name()?.to_string_lossy().into_owned();
-            file_name.ends_with(".sql").then(|| RawFile {
+            is_script(&file_name).then(|| RawFile {
                 rollback,
                 origin: format!("<built-in>/{}", f.path().display()),
                 name: file_name,
@@ -164,6 +164,12 @@ fn read_built_in_set(name: &str) -> Result<Vec<RawFile>, Error> {
             })
         })
         .collect())
+}
+
+/// Any `.sql` file, whatever the case of its extension, is a script: `.SQL` must be named as a
+/// bad name, not skipped silently.
+fn is_script(file_name: &str) -> bool {
+    file_name.to_ascii_lowercase().ends_with(".sql")
 }
 
 /// What a script's file name says it is.

@@ -123,6 +123,9 @@ impl<'a> Lexer<'a> {
             match rest {
                 [] => return None,
                 [c, ..] if c.is_ascii_whitespace() => self.advance_to(self.pos + 1),
+                // A byte-order mark: SQLite skips it before a statement, so it must not hide the
+                // keyword that follows.
+                [0xEF, 0xBB, 0xBF, ..] => self.advance_to(self.pos + 3),
                 [b'-', b'-', ..] => {
                     let end = find(rest, b"\n").map_or(b.len(), |i| self.pos + i + 1);
                     self.advance_to(end);
@@ -236,6 +239,14 @@ mod tests {
             ]
         );
         assert_eq!(statements(sql)[2].line, 3);
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_hide_the_keyword() {
+        assert_eq!(
+            keywords("\u{feff}BEGIN;\nCREATE TABLE a(x);\n\u{feff}COMMIT;"),
+            ["BEGIN", "CREATE", "COMMIT"]
+        );
     }
 
     #[test]

@@ -486,7 +486,7 @@ fn files_that_are_not_sql_such_as_a_readme_are_ignored() {
 }
 
 #[test]
-#[ignore = "BUG: a .sql file whose name only differs in the case of its extension is skipped silently"]
+
 fn a_sql_file_with_an_upper_case_extension_is_not_skipped_silently() {
     // SPEC: "A `.sql` file in a set whose name does not parse is an error that names the file (a
     // typo must not be skipped silently)". catalog.rs's own unit test lists `v1.0_to_v1.1.SQL` as
@@ -575,7 +575,7 @@ fn two_initial_schemas_for_the_same_version_are_both_named() {
 }
 
 #[test]
-#[ignore = "BUG: a byte order mark hides transaction control from the planner, and SQLite runs it"]
+
 fn a_byte_order_mark_does_not_hide_transaction_control() {
     // sql.rs takes U+FEFF for part of a word, so "\u{feff}COMMIT" is not seen as COMMIT, but
     // SQLite skips a leading BOM in each statement apply.rs hands it and runs the COMMIT: the

@@ -239,6 +239,7 @@ fn a_step_failing_mid_chain_leaves_the_database_as_it_was() {
     assert_eq!(version(&db), "1.0");
     assert_eq!(schema(&db), schema_before);
     assert_eq!(contents(&db), rows_before);
+    assert!(backups(&db).is_empty(), "a failed run left its backup");
     let check: String = open(&db)
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
