@@ -107,13 +107,14 @@ fn run_steps(conn: &Connection, path: &Path, steps: &[&Script]) -> Result<Vec<St
 fn current_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
     match inspect::read_version(conn, path)? {
         State::Versioned(v) => Ok(v),
+        // `read_version` reads an open database, so it never reports one as missing.
         State::Unversioned { what } => Err(Error::Unversioned {
             path: path.to_path_buf(),
             what,
         }),
-        State::Missing => Err(Error::Missing {
-            db: path.display().to_string(),
-            path: path.display().to_string(),
+        State::Missing => Err(Error::Unversioned {
+            path: path.to_path_buf(),
+            what: "row",
         }),
     }
 }

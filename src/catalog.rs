@@ -72,6 +72,15 @@ impl Set {
             .max()
     }
 
+    /// Every version a script or initial schema of the set starts or ends at.
+    pub fn versions(&self) -> impl Iterator<Item = &Version> {
+        self.upgrades
+            .iter()
+            .chain(&self.rollbacks)
+            .chain(&self.initials)
+            .flat_map(|s| [&s.from, &s.to])
+    }
+
     /// The upgrade (`down == false`) or rollback script that starts at `from`.
     pub fn step_from(&self, from: &Version, down: bool) -> Option<&Script> {
         let scripts = if down {
@@ -251,19 +260,19 @@ pub fn parse_set(name: &str, mut files: Vec<RawFile>) -> Result<Set, Error> {
             sql,
         });
     }
-    for (scripts, direction) in [
-        (&set.upgrades, "up"),
-        (&set.rollbacks, "down"),
-        (&set.initials, "from nothing"),
-    ] {
+    let shared = [
+        (&set.upgrades, "both start at v{} going up"),
+        (&set.rollbacks, "both start at v{} going down"),
+        (&set.initials, "are both initial schemas for v{}"),
+    ];
+    for (scripts, what) in shared {
         let mut seen: BTreeMap<&Version, &Script> = BTreeMap::new();
         for s in scripts {
             if let Some(first) = seen.insert(&s.from, s) {
                 return Err(Error::Ambiguous {
                     first: first.origin.clone(),
                     second: s.origin.clone(),
-                    from: s.from.to_string(),
-                    direction,
+                    what: what.replace("{}", &first.from.to_string()),
                 });
             }
         }

@@ -73,7 +73,7 @@ enum FormatArg {
 impl Cli {
     /// Checks that the flags make one valid request and resolves the environment's defaults.
     pub fn into_options(self) -> Result<Options, Error> {
-        let usage = |m: &str| Err(Error::Usage(format!("{m} (see aifp-migrate --help)")));
+        let usage = |m: &str| Err(Error::Usage(format!("{m}; see aifp-migrate --help")));
         let only = self.db.as_deref().and_then(DbName::parse);
         if self.check && self.all {
             return usage("--check and --all exclude each other");
@@ -86,16 +86,26 @@ impl Cli {
             ("--rollback", self.rollback),
         ] {
             if given && (only.is_none() || self.check) {
-                return usage(&format!("{flag} needs --db NAME (and no --check)"));
+                return usage(&format!(
+                    "{flag} works only with --db NAME (not with --all or --check)"
+                ));
             }
         }
-        if self.dry_run && (self.check || (!self.all && only.is_none())) {
+        if self.dry_run && self.check {
+            return usage("--dry-run does not go with --check, which changes nothing anyway");
+        }
+        if self.dry_run && !self.all && only.is_none() {
             return usage("--dry-run needs --all or --db NAME");
         }
         let target = match (&self.target, self.rollback) {
             (Some(v), _) => {
                 Target::Version(v.parse().map_err(|e: crate::version::BadVersion| {
-                    Error::Usage(format!("--target: {e}"))
+                    let hint = if v.starts_with('v') {
+                        "; write it without the v"
+                    } else {
+                        ""
+                    };
+                    Error::Usage(format!("--target: {e}{hint}"))
                 })?)
             }
             (None, true) => Target::Rollback,

@@ -12,13 +12,16 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error("migrations folder {0} does not exist: pass an existing folder with --migrations or AIFP_MIGRATIONS")]
+    #[error("migrations folder {0} does not exist or is not a folder: pass an existing folder with --migrations or AIFP_MIGRATIONS")]
     MigrationsRootMissing(PathBuf),
+
+    #[error("AIFP_HOME {0} is not a folder: set AIFP_HOME to the folder that holds aifp_core.db")]
+    CoreDirNotAFolder(PathBuf),
 
     #[error("project folder {0} does not exist: pass an existing folder with --project-dir")]
     ProjectDirMissing(PathBuf),
 
-    #[error("{root}: no migration set for {db} (expected a folder {db}/ there)")]
+    #[error("{root}: no migration set for {db} (expected a folder {db}/ there): add it, or point --migrations at a complete set")]
     NoSet { root: String, db: String },
 
     #[error("cannot read {path}: {message}")]
@@ -30,12 +33,12 @@ pub enum Error {
     #[error("{file}: {problem}: rename it so the versions run the right way")]
     WrongDirection { file: String, problem: String },
 
-    #[error("{first} and {second} both start at v{from} going {direction}: keep only one")]
+    /// `what` says what they share: "both start at v1.0 going up", "are both initial schemas…".
+    #[error("{first} and {second} {what}: keep only one")]
     Ambiguous {
         first: String,
         second: String,
-        from: String,
-        direction: &'static str,
+        what: String,
     },
 
     #[error("{file} is not valid UTF-8 text: save it as UTF-8")]
@@ -48,8 +51,12 @@ pub enum Error {
         keyword: String,
     },
 
-    #[error("{db} not found at {path}: nothing to migrate (run AIFP in this project first, or pass --project-dir)")]
-    Missing { db: String, path: String },
+    #[error("{db} not found at {path}: nothing to migrate ({hint})")]
+    Missing {
+        db: String,
+        path: String,
+        hint: &'static str,
+    },
 
     #[error("no {db} database: no .aifp-project folder at or above {start} (pass --project-dir)")]
     NoProject { db: String, start: String },
@@ -62,17 +69,27 @@ pub enum Error {
     )]
     EmptyFile { path: PathBuf },
 
-    #[error("{path} is not an SQLite database ({message}): restore it from a backup")]
-    NotADatabase { path: PathBuf, message: String },
+    #[error("{path} is not an SQLite database: restore it from a backup, or move it away")]
+    NotADatabase { path: PathBuf },
 
-    #[error("{path} has no schema_version {what}, so its version is unknown: it was not made by AIFP, or it predates versioning")]
+    #[error("{path} is damaged ({message}): restore it from a backup")]
+    Damaged { path: PathBuf, message: String },
+
+    #[error("{path} has no schema_version {what}, so its version is unknown: if AIFP made it, restore a backup; otherwise move it away")]
     Unversioned { path: PathBuf, what: &'static str },
 
-    #[error("{path} has a malformed version {value:?} in schema_version: correct it by hand or restore a backup")]
+    /// `value` as it should be shown: quoted text, or NULL.
+    #[error("{path} has a malformed version {value} in schema_version: correct it by hand or restore a backup")]
     BadVersion { path: PathBuf, value: String },
 
-    #[error("{path} is read-only ({what}): make it writable, or run as its owner")]
-    ReadOnly { path: PathBuf, what: &'static str },
+    #[error("{path} is read-only: make it writable, or run as its owner")]
+    ReadOnlyFile { path: PathBuf },
+
+    #[error("folder {folder} is not writable, so {file} cannot be backed up or migrated there: make the folder writable, or run as its owner")]
+    ReadOnlyFolder { folder: PathBuf, file: PathBuf },
+
+    #[error("{path} could not be written ({message}): check the permissions of the file, its folder and its -wal and -shm files")]
+    WriteRefused { path: PathBuf, message: String },
 
     #[error("{path}: {source}")]
     Plan {

@@ -60,11 +60,8 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     if is_wal_mode(path) && !wal.exists() {
         let uri = format!("file:{}?immutable=1", uri_escape(path));
-        return open(
-            Path::new(&uri),
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .map_err(|e| relabel(e, path));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        return open_as(Path::new(&uri), path, flags);
     }
     open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
 }
@@ -91,27 +88,17 @@ fn uri_escape(path: &Path) -> String {
         .collect()
 }
 
-/// An error about the URI is an error about the file.
-fn relabel(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Sqlite { message, .. } => Error::Sqlite {
-            path: path.to_path_buf(),
-            message,
-        },
-        Error::NotADatabase { message, .. } => Error::NotADatabase {
-            path: path.to_path_buf(),
-            message,
-        },
-        other => other,
-    }
-}
-
 /// Opens an existing database (never creating one) and sets the lock wait.
 pub fn open(path: &Path, flags: OpenFlags) -> Result<Connection, Error> {
+    open_as(path, path, flags)
+}
+
+/// Opens `target` (a path or a `file:` URI); errors name `shown`.
+fn open_as(target: &Path, shown: &Path, flags: OpenFlags) -> Result<Connection, Error> {
     let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+    let conn = Connection::open_with_flags(target, flags).map_err(|e| classify(shown, e))?;
     conn.busy_timeout(LOCK_WAIT)
-        .map_err(|e| classify(path, e))?;
+        .map_err(|e| classify(shown, e))?;
     Ok(conn)
 }
 
@@ -138,14 +125,18 @@ pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
         ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null | ValueRef::Blob(_) => String::new(),
+    };
+    let shown = match row.get_ref(0).map_err(|e| classify(path, e))? {
         ValueRef::Null => "NULL".to_string(),
-        ValueRef::Blob(_) => "<blob>".to_string(),
+        ValueRef::Blob(_) => "(a blob)".to_string(),
+        _ => format!("{text:?}"),
     };
     text.parse()
         .map(State::Versioned)
         .map_err(|_| Error::BadVersion {
             path: path.to_path_buf(),
-            value: text,
+            value: shown,
         })
 }
 
@@ -153,7 +144,8 @@ pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
 pub fn classify(path: &Path, e: rusqlite::Error) -> Error {
     let path = path.to_path_buf();
     match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase) => Error::NotADatabase {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase { path },
+        Some(ErrorCode::DatabaseCorrupt) => Error::Damaged {
             path,
             message: e.to_string(),
         },
@@ -161,9 +153,9 @@ pub fn classify(path: &Path, e: rusqlite::Error) -> Error {
             path,
             seconds: LOCK_WAIT.as_secs(),
         },
-        Some(ErrorCode::ReadOnly) => Error::ReadOnly {
+        Some(ErrorCode::ReadOnly) => Error::WriteRefused {
             path,
-            what: "SQLite could not write to it",
+            message: e.to_string(),
         },
         Some(ErrorCode::CannotOpen) => Error::Sqlite {
             path,

@@ -24,13 +24,13 @@ pub enum PlanError {
     #[error("the migration set {set} has no initial schema and no upgrade script, so it has no latest version: add its scripts")]
     EmptySet { set: String },
 
-    #[error("is at v{current}, newer than the latest migration (v{latest}): update AIFP, or use the aifp-migrate and migrations that came with that version")]
+    #[error("the database is at v{current}, newer than the latest migration (v{latest}): update AIFP, or use the aifp-migrate and migrations that came with that version")]
     Ahead { current: Version, latest: Version },
 
     #[error("target v{target} is newer than the latest migration (v{latest}): pick a version up to v{latest}")]
     TargetAhead { target: Version, latest: Version },
 
-    #[error("no {kind} script starts at v{at}, so the chain to v{target} stops there: add {expected} or pick another --target")]
+    #[error("no {kind} script starts at v{at}, so the chain to v{target} stops there: add one (e.g. {expected})")]
     Gap {
         kind: &'static str,
         at: Version,
@@ -46,8 +46,11 @@ pub enum PlanError {
         target: Version,
     },
 
-    #[error("is at v{at} and no rollback script starts there: add rollback/v{at}_to_v<older>.sql to roll it back")]
+    #[error("the database is at v{at} and no rollback script starts there: add rollback/v{at}_to_v<older>.sql to roll it back")]
     NoRollback { at: Version },
+
+    #[error("the database is at v{at}, the first version of its migration set: there is nothing to roll back to")]
+    AtFirstVersion { at: Version },
 }
 
 /// Turns a `Target` into the version to reach from `current`.
@@ -68,12 +71,15 @@ pub fn resolve(set: &Set, current: &Version, target: &Target) -> Result<Version,
             latest: latest.clone(),
         }),
         Target::Version(v) => Ok(v.clone()),
-        Target::Rollback => set
-            .step_from(current, true)
-            .map(|s| s.to.clone())
-            .ok_or_else(|| PlanError::NoRollback {
+        Target::Rollback => match set.step_from(current, true) {
+            Some(s) => Ok(s.to.clone()),
+            None if set.versions().all(|v| v >= current) => Err(PlanError::AtFirstVersion {
                 at: current.clone(),
             }),
+            None => Err(PlanError::NoRollback {
+                at: current.clone(),
+            }),
+        },
     }
 }
 
@@ -199,7 +205,7 @@ mod tests {
         let err = chain(&s, &v("1.0"), &v("1.3")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no upgrade script starts at v1.1, so the chain to v1.3 stops there: add v1.1_to_v1.3.sql or pick another --target"
+            "no upgrade script starts at v1.1, so the chain to v1.3 stops there: add one (e.g. v1.1_to_v1.3.sql)"
         );
         let err = chain(&s, &v("1.3"), &v("1.0")).unwrap_err();
         assert!(matches!(err, PlanError::Gap { kind: "rollback", ref at, .. } if *at == v("1.3")));
@@ -244,7 +250,14 @@ mod tests {
             v("1.1")
         );
         let err = resolve(&project(), &v("1.0"), &Target::Rollback).unwrap_err();
-        assert_eq!(err, PlanError::NoRollback { at: v("1.0") });
+        assert_eq!(err, PlanError::AtFirstVersion { at: v("1.0") });
+        let gap = set(&[
+            "v1.0_to_v1.1.sql",
+            "v1.1_to_v1.2.sql",
+            "rollback/v1.1_to_v1.0.sql",
+        ]);
+        let err = resolve(&gap, &v("1.2"), &Target::Rollback).unwrap_err();
+        assert_eq!(err, PlanError::NoRollback { at: v("1.2") });
     }
 
     #[test]

@@ -132,13 +132,17 @@ impl Report {
                         status_word(d.status),
                         d.path.as_deref(),
                     );
+                    // An error's own line goes to stderr; here the status says enough.
                     steps(&mut out, &d.pending, false);
-                    if let Some(e) = &d.error {
-                        out.push_str(&format!("    {e}\n"));
-                    }
                 }
                 let count = |s| databases.iter().filter(|d| d.status == s).count();
+                let broken = count(CheckStatus::Error)
+                    + count(CheckStatus::Ahead)
+                    + count(CheckStatus::Unversioned);
                 out.push_str(&match count(CheckStatus::Pending) {
+                    _ if broken > 0 => format!(
+                        "{broken} database(s) need attention (see the errors): aifp-migrate --all changes nothing until they are fixed\n"
+                    ),
                     0 if count(CheckStatus::Missing) == databases.len() => {
                         "no AIFP database found: nothing to migrate\n".to_string()
                     }

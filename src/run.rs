@@ -32,6 +32,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     if !opts.start.is_dir() {
         return Err(Error::ProjectDirMissing(opts.start.clone()));
     }
+
     let found = discovery::discover(&opts.core_dir, &opts.start);
     match &opts.mode {
         Mode::Check { only } => Ok(check(opts, select(&found.locations, *only))),
@@ -109,7 +110,7 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         }
         (entry, Some(e))
     };
-    let current = match inspect::inspect(path) {
+    let current = match in_folder(loc.name, path).and_then(|()| inspect::inspect(path)) {
         Err(e) => return failed(entry, CheckStatus::Error, e),
         Ok(State::Missing) => return (entry, None),
         Ok(State::Unversioned { what }) => {
@@ -207,12 +208,19 @@ fn plan_one(
         }
         return Ok(Selected::Missing(loc.name, None));
     };
+    in_folder(loc.name, path)?;
     let from = match inspect::inspect(path)? {
         State::Versioned(v) => v,
         State::Missing if named => {
             return Err(Error::Missing {
                 db: loc.name.file_name(),
                 path: display(path),
+                hint: match loc.name {
+                    DbName::AifpCore => {
+                        "install AIFP, or set AIFP_HOME to the folder that holds it"
+                    }
+                    _ => "run AIFP in this project first, or pass --project-dir",
+                },
             })
         }
         State::Missing => return Ok(Selected::Missing(loc.name, Some(path.clone()))),
@@ -329,21 +337,33 @@ fn done_entry(s: &apply::StepDone) -> StepEntry {
     }
 }
 
-/// A database about to be written needs a writable file and folder (for the journal and backup).
+/// The core database's folder comes from AIFP_HOME, which may name a file by mistake (the
+/// project folder is found as a directory, so only the core one can be wrong this way).
+fn in_folder(name: DbName, path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(dir) if name == DbName::AifpCore && dir.exists() && !dir.is_dir() => {
+            Err(Error::CoreDirNotAFolder(dir.to_path_buf()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A database about to be written needs a writable file, folder (for the backup and the
+/// journal) and `-wal`/`-shm` files if it has them.
 fn writable(path: &Path) -> Result<(), Error> {
     use rustix::fs::{access, Access};
-    if access(path, Access::WRITE_OK).is_err() {
-        return Err(Error::ReadOnly {
-            path: path.to_path_buf(),
-            what: "the file is not writable",
-        });
-    }
     let folder = path.parent().unwrap_or(Path::new("."));
     if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
-        return Err(Error::ReadOnly {
-            path: path.to_path_buf(),
-            what: "its folder is not writable, so no backup or journal can be made there",
+        return Err(Error::ReadOnlyFolder {
+            folder: folder.to_path_buf(),
+            file: path.to_path_buf(),
         });
+    }
+    let companions = ["-wal", "-shm"].map(|s| PathBuf::from(format!("{}{s}", path.display())));
+    for file in std::iter::once(path.to_path_buf()).chain(companions) {
+        if file.exists() && access(&file, Access::WRITE_OK).is_err() {
+            return Err(Error::ReadOnlyFile { path: file });
+        }
     }
     Ok(())
 }

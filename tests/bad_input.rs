@@ -666,12 +666,15 @@ fn a_target_that_no_chain_reaches_exactly_is_refused() {
 }
 
 #[test]
-fn rollback_at_the_first_version_is_refused_because_no_rollback_script_starts_there() {
+fn rollback_at_the_first_version_is_refused_because_there_is_nothing_to_roll_back_to() {
     let env = Env::new();
     env.init_all();
     let line = one_line(&env, &refused(&env, &["--db", "project", "--rollback"], 1));
     assert!(line.starts_with(&format!("error: {PROJECT_DB}")), "{line}");
-    assert!(line.contains("no rollback script starts there"), "{line}");
+    assert!(
+        line.contains("the first version of its migration set"),
+        "{line}"
+    );
     insta::assert_snapshot!("rollback_at_first_version", line);
 
     // A set without any rollback/ folder says the same.
@@ -917,9 +920,10 @@ fn a_read_only_project_folder_is_refused_before_anything_is_written() {
     std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
     let line = one_line(&env, &run);
     assert!(
-        line.contains(&format!("{PROJECT_DB} is read-only")),
+        line.contains("[TMP]/proj/.aifp-project is not writable"),
         "{line}"
     );
+    assert!(line.contains(PROJECT_DB), "{line}");
     insta::assert_snapshot!("read_only_folder", line);
 }
 

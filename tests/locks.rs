@@ -704,7 +704,7 @@ fn a_read_only_database_folder_fails_cleanly_for_a_normal_user() {
 
     let before = env.files();
     let run = run_as_nobody(&env, &["--all"]).expect(1);
-    assert_one_error_line(&run, &db, &["read-only", "folder"]);
+    assert_one_error_line(&run, &db, &["folder", "is not writable"]);
     assert_eq!(env.files(), before, "a file was changed or created");
     assert_eq!(backups(&db), Vec::<PathBuf>::new());
     assert_eq!(folder(&db), vec!["project.db".to_string()]);
