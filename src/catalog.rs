@@ -130,6 +130,9 @@ fn read_dir_set(root: &Path, name: &str) -> Result<Vec<RawFile>, Error> {
         };
         for entry in std::fs::read_dir(&folder).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
+            if path.is_dir() && !rollback && !path.ends_with("rollback") {
+                refuse_scripts_in(&path)?;
+            }
             if !path.is_file() {
                 continue;
             }
@@ -150,6 +153,24 @@ fn read_dir_set(root: &Path, name: &str) -> Result<Vec<RawFile>, Error> {
         }
     }
     Ok(files)
+}
+
+/// A script in any other subfolder (`rollbacks/`, `Rollback/`) would be skipped: a typo that
+/// must be named, not ignored.
+fn refuse_scripts_in(folder: &Path) -> Result<(), Error> {
+    let entries = std::fs::read_dir(folder).map_err(|e| Error::ReadScripts {
+        path: folder.display().to_string(),
+        message: e.to_string(),
+    })?;
+    match entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
+        p.file_name()
+            .is_some_and(|n| is_script(&n.to_string_lossy()))
+    }) {
+        Some(file) => Err(Error::MisplacedScript {
+            file: file.display().to_string(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn read_built_in_set(name: &str) -> Result<Vec<RawFile>, Error> {

@@ -30,6 +30,9 @@ pub enum Error {
     #[error("{file}: not a migration script name (expected v<A>_to_v<B>[_label].sql, v<V>_initial_schema.sql, or rollback/v<B>_to_v<A>[_label].sql): rename or remove it")]
     BadScriptName { file: String },
 
+    #[error("{file}: scripts belong in the set's folder or its rollback/ folder, so this one would never run: move it")]
+    MisplacedScript { file: String },
+
     #[error("{file}: {problem}: rename it so the versions run the right way")]
     WrongDirection { file: String, problem: String },
 

@@ -968,3 +968,24 @@ fn usage_errors_exit_2_and_write_nothing() {
         insta::assert_snapshot!(format!("usage_{case}"), err);
     }
 }
+
+#[test]
+fn a_script_in_a_mistyped_rollback_folder_is_named_not_skipped() {
+    let env = Env::new();
+    env.init_all();
+    let typo = env.migrations.join("project/rollbacks");
+    std::fs::create_dir_all(&typo).unwrap();
+    write(
+        &typo.join("v1.2_to_v1.1_notes.sql"),
+        "DROP INDEX idx_notes_source;\n",
+    );
+    // Other files in other folders are nobody's business.
+    std::fs::create_dir_all(env.migrations.join("project/docs")).unwrap();
+    write(&env.migrations.join("project/docs/notes.md"), "# notes\n");
+    let line = one_line(&env, &refused(&env, &["--all"], 1));
+    assert!(
+        line.contains("[TMP]/migrations/project/rollbacks/v1.2_to_v1.1_notes.sql"),
+        "{line}"
+    );
+    insta::assert_snapshot!("misplaced_script", line);
+}
