@@ -976,7 +976,7 @@ fn a_script_in_a_mistyped_rollback_folder_is_named_not_skipped() {
     let typo = env.migrations.join("project/rollbacks");
     std::fs::create_dir_all(&typo).unwrap();
     write(
-        &typo.join("v1.2_to_v1.1_notes.sql"),
+        typo.join("v1.2_to_v1.1_notes.sql"),
         "DROP INDEX idx_notes_source;\n",
     );
     // Other files in other folders are nobody's business.
