@@ -981,7 +981,7 @@ fn a_script_in_a_mistyped_rollback_folder_is_named_not_skipped() {
     );
     // Other files in other folders are nobody's business.
     std::fs::create_dir_all(env.migrations.join("project/docs")).unwrap();
-    write(&env.migrations.join("project/docs/notes.md"), "# notes\n");
+    write(env.migrations.join("project/docs/notes.md"), "# notes\n");
     let line = one_line(&env, &refused(&env, &["--all"], 1));
     assert!(
         line.contains("[TMP]/migrations/project/rollbacks/v1.2_to_v1.1_notes.sql"),
