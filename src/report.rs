@@ -216,7 +216,12 @@ fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
         out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
         if with_sql {
             for l in s.sql.lines() {
-                out.push_str(&format!("        {l}\n"));
+                let l = l.trim_end();
+                out.push_str(&if l.is_empty() {
+                    "\n".to_string()
+                } else {
+                    format!("        {l}\n")
+                });
             }
         }
     }

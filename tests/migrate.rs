@@ -453,3 +453,20 @@ fn missing_databases_are_reported_not_errors_for_check_and_all() {
     assert_eq!(json["databases"][1]["status"], "missing");
     assert!(!elsewhere.join(".aifp-project").exists());
 }
+
+#[test]
+fn the_rendered_check_and_plan_read_as_reviewed() {
+    let env = Env::new();
+    env.init_all();
+    let tmp = env.tmp.path().canonicalize().unwrap().display().to_string();
+    let tidy = |s: String| s.replace(&tmp, "[TMP]");
+    insta::assert_snapshot!("check_text", tidy(env.run(&["--check"]).expect(3).stdout()));
+    insta::assert_snapshot!(
+        "dry_run_text",
+        tidy(env.run(&["--all", "--dry-run", "-v"]).expect(0).stdout())
+    );
+    insta::assert_snapshot!(
+        "check_json",
+        tidy(env.run(&["--check", "--format", "json"]).expect(3).stdout())
+    );
+}
