@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::backup;
 use crate::catalog::{Script, Set};
 use crate::error::Error;
+use crate::history;
 use crate::inspect::{self, classify, State};
 use crate::plan::{self, Target};
 use crate::sql;
@@ -25,6 +26,7 @@ pub struct StepDone {
     pub from: Version,
     pub to: Version,
     pub file: String,
+    pub sha256: String,
     pub took: Duration,
 }
 
@@ -41,7 +43,7 @@ pub struct Applied {
 ///
 /// `target` is `Latest` or a resolved `Version`: it is resolved again against the version found
 /// under the write lock, so a run that raced another one applies no step twice.
-pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error> {
+pub fn migrate(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result<Applied, Error> {
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
@@ -50,7 +52,7 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| classify(path, e))?;
 
-    let from = current_version(&tx, path)?;
+    let from = inspect::require_version(&tx, path)?;
     let plan_err = |source| Error::plan(path, source);
     let to = plan::resolve(set, &from, target).map_err(plan_err)?;
     let steps = plan::chain(set, &from, &to).map_err(plan_err)?;
@@ -64,7 +66,10 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
     }
 
     let backup = backup::take(path)?;
-    let outcome = match run_steps(&tx, path, &steps) {
+    let outcome = match run_steps(&tx, path, &steps, run_id, &backup).and_then(|done| {
+        integrity(&tx, path, "before COMMIT")?;
+        Ok(done)
+    }) {
         Ok(done) => tx.commit().map(|()| done).map_err(|e| classify(path, e)),
         Err(e) => {
             drop(tx); // rolls the transaction back
@@ -89,34 +94,108 @@ pub fn migrate(path: &Path, set: &Set, target: &Target) -> Result<Applied, Error
     }
 }
 
-fn run_steps(conn: &Connection, path: &Path, steps: &[&Script]) -> Result<Vec<StepDone>, Error> {
+/// Runs the steps in order, recording each in the history table inside the same transaction.
+fn run_steps(
+    conn: &Connection,
+    path: &Path,
+    steps: &[&Script],
+    run_id: &str,
+    backup: &Path,
+) -> Result<Vec<StepDone>, Error> {
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
         let started = Instant::now();
         run_step(conn, path, script)?;
+        let took = started.elapsed();
+        let sha256 = history::sha256(&script.sql);
+        let entry = history::Entry {
+            run_id,
+            direction: if script.to < script.from {
+                "down"
+            } else {
+                "up"
+            },
+            from: Some(script.from.to_string()),
+            to: Some(script.to.to_string()),
+            script: Some(&script.file),
+            sha256: Some(sha256.clone()),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            backup: Some(backup.display().to_string()),
+        };
+        history::record(conn, &entry).map_err(|e| Error::StepFailed {
+            path: path.to_path_buf(),
+            script: script.file.clone(),
+            line: 0,
+            message: format!("recording it in {}: {e}", history::TABLE),
+        })?;
         done.push(StepDone {
             from: script.from.clone(),
             to: script.to.clone(),
             file: script.file.clone(),
-            took: started.elapsed(),
+            sha256,
+            took,
         });
     }
     Ok(done)
 }
 
-fn current_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
-    match inspect::read_version(conn, path)? {
-        State::Versioned(v) => Ok(v),
-        // `read_version` reads an open database, so it never reports one as missing.
-        State::Unversioned { what } => Err(Error::Unversioned {
-            path: path.to_path_buf(),
-            what,
-        }),
-        State::Missing => Err(Error::Unversioned {
-            path: path.to_path_buf(),
-            what: "row",
-        }),
+/// `PRAGMA quick_check` through `conn`: a damaged database is never migrated or committed.
+pub fn integrity(conn: &Connection, path: &Path, when: &'static str) -> Result<(), Error> {
+    let found: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| classify(path, e))?;
+    if found.len() == 1 && found[0] == "ok" {
+        return Ok(());
     }
+    Err(Error::IntegrityFailed {
+        path: path.to_path_buf(),
+        when,
+        found: found.join("; "),
+    })
+}
+
+/// The checks before the first write to a database that has steps pending: file, folder and
+/// `-wal`/`-shm` writable, room for the backup, and (unless `probe_lock` is false, as in a
+/// dry run, which must create nothing) the write lock obtainable.
+pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
+    use rustix::fs::{access, statvfs, Access};
+    let folder = path.parent().unwrap_or(Path::new("."));
+    if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
+        return Err(Error::ReadOnlyFolder {
+            folder: folder.to_path_buf(),
+            file: path.to_path_buf(),
+        });
+    }
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let shm = PathBuf::from(format!("{}-shm", path.display()));
+    for file in [path, &wal, &shm] {
+        if file.exists() && access(file, Access::WRITE_OK).is_err() {
+            return Err(Error::ReadOnlyFile {
+                path: file.to_path_buf(),
+            });
+        }
+    }
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    // The backup holds the database with its -wal folded in; a margin covers its journal.
+    let needed = size(path) + size(&wal) + (1 << 20);
+    if let Ok(fs) = statvfs(folder) {
+        let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+        if free < needed {
+            return Err(Error::NoSpace {
+                path: path.to_path_buf(),
+                folder: folder.to_path_buf(),
+                needed,
+                free,
+            });
+        }
+    }
+    if probe_lock {
+        let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| classify(path, e))?;
+    }
+    Ok(())
 }
 
 /// Runs one script inside the open transaction, then checks and sets the version row.

@@ -75,7 +75,7 @@ pub enum Error {
     #[error("{path} is not an SQLite database: restore it from a backup, or move it away")]
     NotADatabase { path: PathBuf },
 
-    #[error("{path} is damaged ({message}): restore it from a backup")]
+    #[error("{path} is damaged ({message}): restore a backup (aifp-migrate --list-backups, then --restore)")]
     Damaged { path: PathBuf, message: String },
 
     #[error("{path} has no schema_version {what}, so its version is unknown: if AIFP made it, restore a backup; otherwise move it away")]
@@ -90,6 +90,21 @@ pub enum Error {
 
     #[error("folder {folder} is not writable, so {file} cannot be backed up or migrated there: make the folder writable, or run as its owner")]
     ReadOnlyFolder { folder: PathBuf, file: PathBuf },
+
+    #[error("{path} failed its integrity check {when} ({found}); nothing was changed: restore a backup (aifp-migrate --list-backups, then --restore)")]
+    IntegrityFailed {
+        path: PathBuf,
+        when: &'static str,
+        found: String,
+    },
+
+    #[error("not enough free space in {folder} to back up {path}: {needed} bytes needed, {free} free; free some space and try again")]
+    NoSpace {
+        path: PathBuf,
+        folder: PathBuf,
+        needed: u64,
+        free: u64,
+    },
 
     #[error("{path} could not be written ({message}): check the permissions of the file, its folder and its -wal and -shm files")]
     WriteRefused { path: PathBuf, message: String },

@@ -26,8 +26,17 @@ pub enum State {
 
 /// Looks at the file at `path` and reads its version, read-only.
 pub fn inspect(path: &Path) -> Result<State, Error> {
+    match open_existing(path)? {
+        None => Ok(State::Missing),
+        Some(conn) => read_version(&conn, path),
+    }
+}
+
+/// Opens the database at `path` read-only if there is one (`None` when the file is absent),
+/// refusing what is not a database file.
+pub fn open_existing(path: &Path) -> Result<Option<Connection>, Error> {
     match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(Error::Sqlite {
                 path: path.to_path_buf(),
@@ -47,8 +56,7 @@ pub fn inspect(path: &Path) -> Result<State, Error> {
         }
         Ok(_) => {}
     }
-    let conn = open_for_reading(path)?;
-    read_version(&conn, path)
+    open_for_reading(path).map(Some)
 }
 
 /// Opens read-only without leaving anything behind.
@@ -138,6 +146,22 @@ pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
             path: path.to_path_buf(),
             value: shown,
         })
+}
+
+/// The version row's version; no table or row is an error.
+pub fn require_version(conn: &Connection, path: &Path) -> Result<Version, Error> {
+    match read_version(conn, path)? {
+        State::Versioned(v) => Ok(v),
+        State::Unversioned { what } => Err(Error::Unversioned {
+            path: path.to_path_buf(),
+            what,
+        }),
+        // `read_version` reads an open database, which is never missing.
+        State::Missing => Err(Error::Unversioned {
+            path: path.to_path_buf(),
+            what: "row",
+        }),
+    }
 }
 
 /// Turns an SQLite error into the error a user can act on.

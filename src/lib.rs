@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod discovery;
 pub mod error;
+pub mod history;
 pub mod inspect;
 pub mod options;
 pub mod plan;

@@ -9,6 +9,7 @@ use crate::apply;
 use crate::catalog::{self, Script, Set};
 use crate::discovery::{self, DbName, Location};
 use crate::error::Error;
+use crate::history;
 use crate::inspect::{self, State};
 use crate::options::{Mode, Options};
 use crate::plan::{self, Target};
@@ -178,7 +179,7 @@ fn migrate(
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     for loc in selected {
-        match plan_one(&opts.root, loc, start, only.is_some(), target) {
+        match plan_one(&opts.root, loc, start, only.is_some(), target, dry_run) {
             Ok(p) => planned.push(p),
             Err(e) => errors.push(e),
         }
@@ -198,6 +199,7 @@ fn plan_one(
     start: &Path,
     named: bool,
     target: &Target,
+    dry_run: bool,
 ) -> Result<Selected, Error> {
     let Some(path) = &loc.path else {
         if named {
@@ -209,9 +211,8 @@ fn plan_one(
         return Ok(Selected::Missing(loc.name, None));
     };
     in_folder(loc.name, path)?;
-    let from = match inspect::inspect(path)? {
-        State::Versioned(v) => v,
-        State::Missing if named => {
+    let Some(conn) = inspect::open_existing(path)? else {
+        if named {
             return Err(Error::Missing {
                 db: loc.name.file_name(),
                 path: display(path),
@@ -221,16 +222,11 @@ fn plan_one(
                     }
                     _ => "run AIFP in this project first, or pass --project-dir",
                 },
-            })
+            });
         }
-        State::Missing => return Ok(Selected::Missing(loc.name, Some(path.clone()))),
-        State::Unversioned { what } => {
-            return Err(Error::Unversioned {
-                path: path.clone(),
-                what,
-            })
-        }
+        return Ok(Selected::Missing(loc.name, Some(path.clone())));
     };
+    let from = inspect::require_version(&conn, path)?;
     let set = catalog::load(root, loc.name.as_str())?;
     let to = plan::resolve(&set, &from, target).map_err(|e| Error::plan(path, e))?;
     let steps: Vec<StepEntry> = plan::chain(&set, &from, &to)
@@ -239,7 +235,9 @@ fn plan_one(
         .map(step_entry)
         .collect();
     if !steps.is_empty() {
-        writable(path)?;
+        apply::integrity(&conn, path, "before migrating")?;
+        drop(conn);
+        apply::preflight(path, !dry_run)?;
     }
     Ok(Selected::Planned(Planned {
         name: loc.name,
@@ -253,6 +251,7 @@ fn plan_one(
 
 /// Phase 2: act on each planned database in the fixed order, stopping at the first failure.
 fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
+    let run_id = history::new_run_id();
     let mut failed = false;
     let mut errors = Vec::new();
     let databases = selected
@@ -297,7 +296,7 @@ fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
                     Target::Latest => Target::Latest,
                     _ => Target::Version(p.to.clone()),
                 };
-                match apply::migrate(&p.path, &p.set, &target) {
+                match apply::migrate(&p.path, &p.set, &target, &run_id) {
                     Ok(done) => {
                         entry.status = if done.steps.is_empty() {
                             RunStatus::Current
@@ -346,24 +345,4 @@ fn in_folder(name: DbName, path: &Path) -> Result<(), Error> {
         }
         _ => Ok(()),
     }
-}
-
-/// A database about to be written needs a writable file, folder (for the backup and the
-/// journal) and `-wal`/`-shm` files if it has them.
-fn writable(path: &Path) -> Result<(), Error> {
-    use rustix::fs::{access, Access};
-    let folder = path.parent().unwrap_or(Path::new("."));
-    if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
-        return Err(Error::ReadOnlyFolder {
-            folder: folder.to_path_buf(),
-            file: path.to_path_buf(),
-        });
-    }
-    let companions = ["-wal", "-shm"].map(|s| PathBuf::from(format!("{}{s}", path.display())));
-    for file in std::iter::once(path.to_path_buf()).chain(companions) {
-        if file.exists() && access(&file, Access::WRITE_OK).is_err() {
-            return Err(Error::ReadOnlyFile { path: file });
-        }
-    }
-    Ok(())
 }

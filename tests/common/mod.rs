@@ -188,7 +188,8 @@ pub fn version(path: &Path) -> String {
         .unwrap()
 }
 
-/// The schema: every object's type, name, table and SQL, `sqlite_*` left out, sorted.
+/// The schema: every object's type, name, table and SQL, sorted; `sqlite_*` and the tool's own
+/// `aifp_migrate_*` bookkeeping are left out.
 pub fn schema(path: &Path) -> Vec<(String, String, String, Option<String>)> {
     schema_of(&open(path))
 }
@@ -197,7 +198,8 @@ pub fn schema_of(conn: &Connection) -> Vec<(String, String, String, Option<Strin
     let mut stmt = conn
         .prepare(
             "SELECT type, name, tbl_name, sql FROM sqlite_master
-             WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+             WHERE name NOT LIKE 'sqlite_%' AND tbl_name NOT LIKE 'aifp_migrate_%'
+             ORDER BY type, name",
         )
         .unwrap();
     let rows = stmt
@@ -206,11 +208,15 @@ pub fn schema_of(conn: &Connection) -> Vec<(String, String, String, Option<Strin
     rows.map(Result::unwrap).collect()
 }
 
-/// Every row of every table (schema_version included), as text: "logically identical" means equal.
+/// Every row of every table (schema_version included, the tool's `aifp_migrate_*` left out), as
+/// text: "logically identical" means equal.
 pub fn contents(path: &Path) -> Vec<String> {
     let conn = open(path);
     let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'aifp_migrate_%' ORDER BY name",
+        )
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
