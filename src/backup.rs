@@ -80,7 +80,17 @@ fn copy_into(src: &Connection, db_path: &Path, tmp: &Path) -> Result<(), String>
         }
     }
     let file = fs::File::open(tmp).map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())
+    file.sync_all().map_err(|e| e.to_string())?;
+    // Only a copy that reads back whole gets a backup's name.
+    // Read as immutable where it is in WAL mode, so checking it leaves no -wal/-shm behind.
+    let copy = crate::inspect::open_for_reading(tmp).map_err(|e| e.to_string())?;
+    let check: String = copy
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| format!("the copy does not read back: {e}"))?;
+    if check != "ok" {
+        return Err(format!("the copy failed its integrity check: {check}"));
+    }
+    Ok(())
 }
 
 /// Gives the finished copy its final name: `base`, else `base_2`, `base_3`, … whichever is free.

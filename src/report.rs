@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::history::Changed;
 use crate::options::Verbosity;
 
 /// The result of one run: one entry per database, in SPEC's JSON shape.
@@ -23,6 +24,9 @@ pub struct CheckEntry {
     pub current: Option<String>,
     pub latest: Option<String>,
     pub pending: Vec<StepEntry>,
+    /// Applied scripts whose file has changed since: reported, never blocking.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changed_scripts: Vec<Changed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -134,6 +138,12 @@ impl Report {
                     );
                     // An error's own line goes to stderr; here the status says enough.
                     steps(&mut out, &d.pending, false);
+                    for c in &d.changed_scripts {
+                        out.push_str(&format!(
+                            "    note: {} has changed since it was applied ({}); the database keeps what the old text did\n",
+                            c.script, c.applied_at
+                        ));
+                    }
                 }
                 let count = |s| databases.iter().filter(|d| d.status == s).count();
                 let broken = count(CheckStatus::Error)

@@ -99,6 +99,7 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
             .and_then(Set::latest)
             .map(ToString::to_string),
         pending: Vec::new(),
+        changed_scripts: Vec::new(),
         error: None,
     };
     let Some(path) = &loc.path else {
@@ -111,7 +112,12 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         }
         (entry, Some(e))
     };
-    let current = match in_folder(loc.name, path).and_then(|()| inspect::inspect(path)) {
+    let conn = match in_folder(loc.name, path).and_then(|()| inspect::open_existing(path)) {
+        Err(e) => return failed(entry, CheckStatus::Error, e),
+        Ok(None) => return (entry, None),
+        Ok(Some(conn)) => conn,
+    };
+    let current = match inspect::read_version(&conn, path) {
         Err(e) => return failed(entry, CheckStatus::Error, e),
         Ok(State::Missing) => return (entry, None),
         Ok(State::Unversioned { what }) => {
@@ -128,6 +134,8 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Ok(set) => set,
         Err(e) => return failed(entry, CheckStatus::Error, e),
     };
+    // A history that cannot be read is no reason to fail a check.
+    entry.changed_scripts = history::changed_scripts(&conn, &set).unwrap_or_default();
     let steps = plan::resolve(&set, &current, &Target::Latest)
         .and_then(|latest| plan::chain(&set, &current, &latest));
     match steps {
