@@ -20,14 +20,33 @@ use crate::error::Error;
 /// which then sees exactly the last committed state (`-wal` included) and nothing can change it.
 pub fn take(db_path: &Path) -> Result<PathBuf, Error> {
     let src = crate::inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let stamp: String = src
-        .query_row(
-            "SELECT strftime('%Y%m%d_%H%M%S', 'now', 'localtime')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(|e| Error::sqlite(db_path, e))?;
-    let base = PathBuf::from(format!("{}.backup_{stamp}", db_path.display()));
+    write_new(db_path, |tmp| {
+        copy_into(&src, tmp)?;
+        check_copy(tmp)
+    })
+}
+
+/// Saves the file at `db_path` byte for byte under a backup name: for a damaged database, which
+/// SQLite cannot read whole, before it is replaced by a restore.
+pub fn take_raw(db_path: &Path) -> Result<PathBuf, Error> {
+    write_new(db_path, |tmp| {
+        let mut from = fs::File::open(db_path).map_err(|e| e.to_string())?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .map_err(|e| e.to_string())?;
+        std::io::copy(&mut from, &mut to).map_err(|e| e.to_string())?;
+        to.sync_all().map_err(|e| e.to_string())
+    })
+}
+
+/// Makes a new backup of `db_path`: an empty file with the database's mode under a temporary
+/// name, filled by `fill`, then published under the first free backup name.
+fn write_new(
+    db_path: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, Error> {
+    let base = PathBuf::from(format!("{}.backup_{}", db_path.display(), stamp()));
     // Hidden and outside the backup name pattern, so an interrupted copy never looks like a backup.
     let tmp = match (db_path.parent(), db_path.file_name()) {
         (Some(dir), Some(name)) => dir.join(format!(
@@ -37,21 +56,34 @@ pub fn take(db_path: &Path) -> Result<PathBuf, Error> {
         )),
         _ => PathBuf::from(format!("{}.aifp-migrate-backup", db_path.display())),
     };
-    let fail = |backup: &Path, message: String| Error::Backup {
-        path: db_path.to_path_buf(),
-        backup: backup.to_path_buf(),
-        message,
-    };
-
-    let result = copy_into(&src, db_path, &tmp).and_then(|()| publish(&tmp, &base));
+    let result = create_like(db_path, &tmp)
+        .and_then(|()| fill(&tmp))
+        .and_then(|()| publish(&tmp, &base));
     // Whatever happened, the temporary file must not outlive this call.
     let _ = fs::remove_file(&tmp);
-    result.map_err(|message| fail(&base, message))
+    result.map_err(|message| Error::Backup {
+        path: db_path.to_path_buf(),
+        backup: base,
+        message,
+    })
 }
 
-/// Writes a complete, synced copy of the database into the new file `tmp`.
-fn copy_into(src: &Connection, db_path: &Path, tmp: &Path) -> Result<(), String> {
-    let mode = fs::metadata(db_path)
+/// The local time as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
+fn stamp() -> String {
+    Connection::open_in_memory()
+        .and_then(|c| {
+            c.query_row(
+                "SELECT strftime('%Y%m%d_%H%M%S', 'now', 'localtime')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or_else(|_| "00000000_000000".to_string())
+}
+
+/// Creates `new` empty, with the permission bits of `like`.
+pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
+    let mode = fs::metadata(like)
         .map_err(|e| e.to_string())?
         .permissions()
         .mode()
@@ -62,12 +94,14 @@ fn copy_into(src: &Connection, db_path: &Path, tmp: &Path) -> Result<(), String>
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(tmp)
+        .open(new)
         .map_err(|e| e.to_string())?;
     file.set_permissions(Permissions::from_mode(mode))
-        .map_err(|e| e.to_string())?;
-    drop(file);
+        .map_err(|e| e.to_string())
+}
 
+/// Writes a complete, synced copy of the database `src` into the empty file `tmp`.
+fn copy_into(src: &Connection, tmp: &Path) -> Result<(), String> {
     {
         // A 0-byte file is a valid empty database, so it opens without CREATE.
         let mut dst = Connection::open_with_flags(tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)
@@ -80,8 +114,11 @@ fn copy_into(src: &Connection, db_path: &Path, tmp: &Path) -> Result<(), String>
         }
     }
     let file = fs::File::open(tmp).map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())?;
-    // Only a copy that reads back whole gets a backup's name.
+    file.sync_all().map_err(|e| e.to_string())
+}
+
+/// Only a copy that reads back whole gets a backup's name.
+fn check_copy(tmp: &Path) -> Result<(), String> {
     // Read as immutable where it is in WAL mode, so checking it leaves no -wal/-shm behind.
     let copy = crate::inspect::open_for_reading(tmp).map_err(|e| e.to_string())?;
     let check: String = copy
@@ -114,4 +151,148 @@ fn publish(tmp: &Path, base: &Path) -> Result<PathBuf, String> {
         }
     }
     Err("no free backup name".to_string())
+}
+
+/// A backup file found beside a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupFile {
+    pub path: PathBuf,
+    /// `YYYYmmdd_HHMMSS` from the name.
+    pub stamp: String,
+    /// 1 for the plain name, then 2, 3, … for `_2`, `_3`, ….
+    pub n: u32,
+    pub size: u64,
+}
+
+impl BackupFile {
+    /// The time in the name, as `YYYY-mm-dd HH:MM:SS` (local time, as it was taken).
+    pub fn time(&self) -> String {
+        let s = &self.stamp;
+        format!(
+            "{}-{}-{} {}:{}:{}",
+            &s[0..4],
+            &s[4..6],
+            &s[6..8],
+            &s[9..11],
+            &s[11..13],
+            &s[13..15]
+        )
+    }
+}
+
+/// Reads `<db file>.backup_YYYYmmdd_HHMMSS[_N]`; anything else is not a backup of that file.
+fn parse_name(db_file: &str, candidate: &str) -> Option<(String, u32)> {
+    let rest = candidate.strip_prefix(db_file)?.strip_prefix(".backup_")?;
+    let (stamp, tail) = (rest.get(..15)?, rest.get(15..)?);
+    let n = match tail.strip_prefix('_') {
+        None if tail.is_empty() => 1,
+        // `_2`, `_3`, …: digits only, no leading zero, never `_1`.
+        Some(d) if !d.starts_with('0') && d.bytes().all(|b| b.is_ascii_digit()) => {
+            d.parse().ok().filter(|&n: &u32| n >= 2)?
+        }
+        _ => return None,
+    };
+    let b = stamp.as_bytes();
+    let ok = b.len() == 15
+        && b[8] == b'_'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || c.is_ascii_digit());
+    ok.then(|| (stamp.to_string(), n))
+}
+
+/// The backups of the database at `db_path`, oldest first.
+pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
+    let (Some(dir), Some(db_file)) = (db_path.parent(), db_path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let db_file = db_file.to_string_lossy();
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((stamp, n)) = parse_name(&db_file, &name) else {
+            continue;
+        };
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            found.push(BackupFile {
+                path: entry.path(),
+                stamp,
+                n,
+                size: meta.len(),
+            });
+        }
+    }
+    found.sort_by(|a, b| (&a.stamp, a.n).cmp(&(&b.stamp, b.n)));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exact_backup_names_of_that_database_count() {
+        let ok = |name: &str| parse_name("project.db", name);
+        assert_eq!(
+            ok("project.db.backup_20261122_013605"),
+            Some(("20261122_013605".into(), 1))
+        );
+        assert_eq!(
+            ok("project.db.backup_20261122_013605_2"),
+            Some(("20261122_013605".into(), 2))
+        );
+        assert_eq!(
+            ok("project.db.backup_20261122_013605_12"),
+            Some(("20261122_013605".into(), 12))
+        );
+        for not in [
+            "project.db",
+            "project.db.backup_20261122_01360",
+            "project.db.backup_20261122-013605",
+            "project.db.backup_20261122_013605_1",
+            "project.db.backup_20261122_013605_02",
+            "project.db.backup_20261122_013605.tmp",
+            "project.db.backup_20261122_013605_2x",
+            "project.db.backup_20261122_013605-wal",
+            "xproject.db.backup_20261122_013605",
+            "project.db.backup_2026112a_013605",
+            ".project.db.aifp-migrate-backup-123",
+        ] {
+            assert_eq!(ok(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn backups_sort_by_time_then_number() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in [
+            "project.db.backup_20261122_013605_10",
+            "project.db.backup_20261122_013605_2",
+            "project.db.backup_20261122_013605",
+            "project.db.backup_20261121_235959",
+            "user_preferences.db.backup_20261122_013605",
+        ] {
+            fs::write(tmp.path().join(name), "x").unwrap();
+        }
+        let names: Vec<String> = list(&tmp.path().join("project.db"))
+            .unwrap()
+            .iter()
+            .map(|b| b.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "project.db.backup_20261121_235959",
+                "project.db.backup_20261122_013605",
+                "project.db.backup_20261122_013605_2",
+                "project.db.backup_20261122_013605_10",
+            ]
+        );
+    }
 }
