@@ -58,6 +58,22 @@ pub struct Cli {
     /// Print more: the SQL of each step in a dry run
     #[arg(short, long)]
     verbose: bool,
+    /// With --db NAME: put back its newest backup (or --from FILE); with --all: every database
+    /// the most recent migrating run changed, from that run's backups
+    #[arg(long)]
+    restore: bool,
+    /// With --db NAME --restore: the backup file to put back
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// List backups (file, time, version, size), of every database or of --db NAME
+    #[arg(long)]
+    list_backups: bool,
+    /// Delete all but the newest --keep N backups of each database (or of --db NAME)
+    #[arg(long)]
+    prune_backups: bool,
+    /// With --prune-backups: how many backups of each database to keep
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
 }
 
 const AFTER_HELP: &str = "\
@@ -71,12 +87,31 @@ enum FormatArg {
 }
 
 impl Cli {
-    /// Checks that the flags make one valid request and resolves the environment's defaults.
-    pub fn into_options(self) -> Result<Options, Error> {
+    /// The one mode the flags ask for, with every flag that needs another checked.
+    fn mode(&self, cwd: &Path) -> Result<Mode, Error> {
         let usage = |m: &str| Err(Error::Usage(format!("{m}; see aifp-migrate --help")));
         let only = self.db.as_deref().and_then(DbName::parse);
+        let modes: Vec<&str> = [
+            ("--check", self.check),
+            ("--restore", self.restore),
+            ("--list-backups", self.list_backups),
+            ("--prune-backups", self.prune_backups),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect();
+        if let [a, b, ..] = modes[..] {
+            return usage(&format!("{a} and {b} exclude each other"));
+        }
+        let special = modes.first().copied();
         if self.check && self.all {
             return usage("--check and --all exclude each other");
+        }
+        if self.all && only.is_some() {
+            return usage("--all and --db exclude each other");
+        }
+        if let (true, Some(m @ ("--list-backups" | "--prune-backups"))) = (self.all, special) {
+            return usage(&format!("{m} takes --db NAME or nothing, not --all"));
         }
         if self.target.is_some() && self.rollback {
             return usage("--target and --rollback exclude each other");
@@ -85,19 +120,53 @@ impl Cli {
             ("--target", self.target.is_some()),
             ("--rollback", self.rollback),
         ] {
-            if given && (only.is_none() || self.check) {
+            if given && (only.is_none() || special.is_some()) {
                 return usage(&format!(
-                    "{flag} works only with --db NAME (not with --all or --check)"
+                    "{flag} works only with --db NAME when migrating (not with --all, --check or the backup modes)"
                 ));
             }
         }
-        if self.dry_run && self.check {
-            return usage("--dry-run does not go with --check, which changes nothing anyway");
+        match special {
+            Some("--check") if self.dry_run => {
+                return usage("--dry-run does not go with --check, which changes nothing anyway")
+            }
+            Some(m) if self.dry_run => return usage(&format!("--dry-run does not go with {m}")),
+            None if self.dry_run && !self.all && only.is_none() => {
+                return usage("--dry-run needs --all or --db NAME")
+            }
+            _ => {}
         }
-        if self.dry_run && !self.all && only.is_none() {
-            return usage("--dry-run needs --all or --db NAME");
+        if self.from.is_some() && (special != Some("--restore") || only.is_none()) {
+            return usage("--from works only with --db NAME --restore");
         }
-        let target = match (&self.target, self.rollback) {
+        if self.keep.is_some() != (special == Some("--prune-backups")) {
+            return usage("--prune-backups and --keep N go together");
+        }
+        Ok(match special {
+            Some("--check") => Mode::Check { only },
+            Some("--restore") if !self.all && only.is_none() => {
+                return usage("--restore needs --db NAME or --all")
+            }
+            Some("--restore") => Mode::Restore {
+                only,
+                from: self.from.as_deref().map(|f| cwd.join(f)),
+            },
+            Some("--list-backups") => Mode::ListBackups { only },
+            Some(_) => Mode::PruneBackups {
+                only,
+                keep: self.keep.unwrap_or(0),
+            },
+            None if self.all || only.is_some() => Mode::Migrate {
+                only,
+                target: self.target()?,
+                dry_run: self.dry_run,
+            },
+            None => return usage("nothing to do: pass --check, --all or --db NAME"),
+        })
+    }
+
+    fn target(&self) -> Result<Target, Error> {
+        Ok(match (&self.target, self.rollback) {
             (Some(v), _) => {
                 Target::Version(v.parse().map_err(|e: crate::version::BadVersion| {
                     let hint = if v.starts_with('v') {
@@ -110,23 +179,14 @@ impl Cli {
             }
             (None, true) => Target::Rollback,
             (None, false) => Target::Latest,
-        };
-        let mode = if self.check {
-            Mode::Check { only }
-        } else if self.all && only.is_some() {
-            return usage("--all and --db exclude each other");
-        } else if self.all || only.is_some() {
-            Mode::Migrate {
-                only,
-                target,
-                dry_run: self.dry_run,
-            }
-        } else {
-            return usage("nothing to do: pass --check, --all or --db NAME");
-        };
+        })
+    }
 
+    /// Checks that the flags make one valid request and resolves the environment's defaults.
+    pub fn into_options(self) -> Result<Options, Error> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::Usage(format!("cannot read the current folder: {e}")))?;
+        let mode = self.mode(&cwd)?;
         let env_dir = |var: &str| {
             std::env::var_os(var)
                 .filter(|v| !v.is_empty())

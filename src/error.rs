@@ -152,6 +152,19 @@ pub enum Error {
         message: String,
     },
 
+    #[error("{path}: cannot restore from {backup}: {why}; nothing was changed: pick another backup with --from (aifp-migrate --list-backups)")]
+    BadBackup {
+        path: PathBuf,
+        backup: PathBuf,
+        why: String,
+    },
+
+    #[error("no backup of {path} found beside it: nothing to restore (pass one with --from FILE)")]
+    NoBackup { path: PathBuf },
+
+    #[error("{0}")]
+    NothingToRestore(String),
+
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
 
@@ -174,6 +187,14 @@ impl Error {
         Error::Plan {
             path: path.to_path_buf(),
             source: Box::new(source),
+        }
+    }
+
+    /// Wraps a file-system error with the file it happened on.
+    pub fn io(path: &std::path::Path, e: &std::io::Error) -> Self {
+        Error::Sqlite {
+            path: path.to_path_buf(),
+            message: e.to_string(),
         }
     }
 

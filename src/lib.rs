@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod options;
 pub mod plan;
 pub mod report;
+pub mod restore;
 pub mod run;
 pub mod sql;
 pub mod version;

@@ -33,6 +33,16 @@ pub enum Mode {
         target: Target,
         dry_run: bool,
     },
+    /// Put back one database's newest backup (or `from`); with `only == None`, every database
+    /// the most recent migrating run changed, from that run's backups.
+    Restore {
+        only: Option<DbName>,
+        from: Option<PathBuf>,
+    },
+    /// List the backups of every database or of one.
+    ListBackups { only: Option<DbName> },
+    /// Delete all but the newest `keep` backups of each database (or of one).
+    PruneBackups { only: Option<DbName>, keep: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,47 @@ use crate::options::Verbosity;
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Report {
-    Check { databases: Vec<CheckEntry> },
-    Run { databases: Vec<RunEntry> },
+    Check {
+        databases: Vec<CheckEntry>,
+    },
+    Run {
+        databases: Vec<RunEntry>,
+    },
+    Restore {
+        restored: Vec<RestoreEntry>,
+    },
+    Backups {
+        backups: Vec<BackupEntry>,
+    },
+    Pruned {
+        deleted: Vec<BackupEntry>,
+        kept: Vec<BackupEntry>,
+    },
+}
+
+/// One database put back from a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreEntry {
+    pub name: &'static str,
+    pub path: String,
+    /// The version before the restore (null when the file was missing or unreadable).
+    pub from: Option<String>,
+    /// The version restored.
+    pub to: Option<String>,
+    /// The backup it was restored from.
+    pub restored_from: String,
+    /// Where the replaced state was saved, so the restore can be undone.
+    pub backup: Option<String>,
+}
+
+/// One backup file.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupEntry {
+    pub name: &'static str,
+    pub file: String,
+    pub time: String,
+    pub version: Option<String>,
+    pub size: u64,
 }
 
 /// One database in a `--check` report.
@@ -105,6 +144,7 @@ impl Report {
             Report::Run { databases } => {
                 u8::from(databases.iter().any(|d| d.status == RunStatus::Failed))
             }
+            Report::Restore { .. } | Report::Backups { .. } | Report::Pruned { .. } => 0,
         }
     }
 
@@ -192,8 +232,51 @@ impl Report {
                     steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
                 }
             }
+            Report::Restore { restored } => restored_text(&mut out, restored),
+            Report::Backups { backups } if verbosity > Verbosity::Quiet => {
+                backups_text(&mut out, backups, "");
+                if backups.is_empty() {
+                    out.push_str("no backups found\n");
+                }
+            }
+            Report::Backups { .. } => {}
+            Report::Pruned { deleted, kept } => {
+                backups_text(&mut out, deleted, "deleted ");
+                if verbosity > Verbosity::Quiet {
+                    out.push_str(&format!(
+                        "{} backup(s) deleted, {} kept\n",
+                        deleted.len(),
+                        kept.len()
+                    ));
+                }
+            }
         }
         out
+    }
+}
+
+fn restored_text(out: &mut String, restored: &[RestoreEntry]) {
+    for r in restored {
+        let versions = match (&r.from, &r.to) {
+            (Some(f), Some(t)) => format!("{f} -> {t}"),
+            (None, Some(t)) => format!("-> {t}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!("{:<17} restored {versions}  {}\n", r.name, r.path));
+        out.push_str(&format!("    from   {}\n", r.restored_from));
+        if let Some(b) = &r.backup {
+            out.push_str(&format!("    the state it replaced is saved as {b}\n"));
+        }
+    }
+}
+
+fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
+    for b in backups {
+        let version = b.version.as_deref().unwrap_or("?");
+        out.push_str(&format!(
+            "{verb}{:<17} {}  v{version:<6} {:>12} bytes  {}\n",
+            b.name, b.time, b.size, b.file
+        ));
     }
 }
 

@@ -1,0 +1,146 @@
+//! Putting a backup back: the way out of an upgrade that went wrong.
+//!
+//! A restore refuses a backup that fails `integrity_check`, first backs up the state it replaces
+//! (so it can be undone), and writes through SQLite's online backup API into the live database,
+//! never by copying a file over it, so no stale `-wal` or `-journal` can mix in.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::backup;
+use crate::error::Error;
+use crate::history;
+use crate::inspect::{self, State, LOCK_WAIT};
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The version the database had before, if it had a readable one.
+    pub before: Option<String>,
+    /// The version it has now, as read back.
+    pub after: Option<String>,
+    /// Where the replaced state was saved (none when there was no database file).
+    pub saved_as: Option<PathBuf>,
+}
+
+/// Checks that `source` is a whole database fit to restore from; returns its version, if any.
+pub fn check_source(db_path: &Path, source: &Path) -> Result<Option<String>, Error> {
+    let bad = |why: String| Error::BadBackup {
+        path: db_path.to_path_buf(),
+        backup: source.to_path_buf(),
+        why,
+    };
+    let conn = match inspect::open_existing(source) {
+        Ok(Some(conn)) => conn,
+        Ok(None) => return Err(bad("it does not exist".into())),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    let found: Vec<String> = conn
+        .prepare("PRAGMA integrity_check(5)")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| bad(e.to_string()))?;
+    if found != ["ok"] {
+        return Err(bad(format!(
+            "it fails integrity_check ({})",
+            found.join("; ")
+        )));
+    }
+    Ok(match inspect::read_version(&conn, source) {
+        Ok(State::Versioned(v)) => Some(v.to_string()),
+        _ => None,
+    })
+}
+
+/// Restores `source` into the database at `db_path` (which may be missing, damaged or fine).
+pub fn restore(db_path: &Path, source: &Path, run_id: &str) -> Result<Restored, Error> {
+    let after = check_source(db_path, source)?;
+    let (before, saved_as) = save_current(db_path, source)?;
+
+    let src = inspect::open_for_reading(source)?;
+    let mut live = inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    copy_pages(&src, &mut live, db_path)?;
+    drop(src);
+
+    let entry = history::Entry {
+        run_id,
+        direction: "restore",
+        from: before.clone(),
+        to: after.clone(),
+        script: None,
+        sha256: None,
+        duration_ms: 0,
+        backup: saved_as.as_ref().map(|p| p.display().to_string()),
+    };
+    history::record(&live, &entry).map_err(|e| Error::sqlite(db_path, e))?;
+    crate::apply::integrity(&live, db_path, "after the restore")?;
+    Ok(Restored {
+        before,
+        after,
+        saved_as,
+    })
+}
+
+/// Saves what is at `db_path` before it is replaced, and leaves a file SQLite can write into:
+/// a live database stays (the backup API overwrites it through SQLite); a file SQLite cannot read
+/// is saved byte for byte and emptied; a missing one is created with the backup's mode.
+fn save_current(db_path: &Path, source: &Path) -> Result<(Option<String>, Option<PathBuf>), Error> {
+    let readable = match inspect::open_existing(db_path) {
+        Ok(None) => {
+            backup::create_like(source, db_path).map_err(|message| Error::Sqlite {
+                path: db_path.to_path_buf(),
+                message,
+            })?;
+            return Ok((None, None));
+        }
+        Ok(Some(conn)) => crate::apply::integrity(&conn, db_path, "before the restore")
+            .map(|()| inspect::read_version(&conn, db_path)),
+        Err(e) => Err(e),
+    };
+    match readable {
+        Ok(state) => {
+            let before = match state {
+                Ok(State::Versioned(v)) => Some(v.to_string()),
+                _ => None,
+            };
+            Ok((before, Some(backup::take(db_path)?)))
+        }
+        Err(_) => {
+            // Damaged, empty or not a database: keep its bytes, then give SQLite an empty file
+            // (a valid empty database) to restore into.
+            let saved = backup::take_raw(db_path)?;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(db_path)
+                .map_err(|e| Error::Sqlite {
+                    path: db_path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            Ok((None, Some(saved)))
+        }
+    }
+}
+
+/// Copies every page of `src` into `live` in one step, waiting for other processes' locks.
+fn copy_pages(src: &Connection, live: &mut Connection, db_path: &Path) -> Result<(), Error> {
+    let backup = Backup::new(src, live).map_err(|e| inspect::classify(db_path, e))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match backup.step(-1).map_err(|e| inspect::classify(db_path, e))? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            _ => {
+                return Err(Error::Locked {
+                    path: db_path.to_path_buf(),
+                    seconds: LOCK_WAIT.as_secs(),
+                })
+            }
+        }
+    }
+}
