@@ -174,9 +174,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Opens a database read-only for inspection.
+/// Opens a database read-only for inspection, creating nothing: a read-only connection to a WAL
+/// database would leave `-wal`/`-shm` files behind, so one without a `-wal` is read as immutable.
 pub fn open(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    if Path::new(&format!("{}-wal", path.display())).exists() {
+        return Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    }
+    let uri = format!("file:{}?immutable=1", path.display());
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+    Connection::open_with_flags(uri, flags).unwrap()
 }
 
 /// The version row.
