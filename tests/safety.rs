@@ -18,16 +18,17 @@ fn add_note(db: &Path, text: &str) {
         .unwrap();
 }
 
-fn history(
-    db: &Path,
-) -> Vec<(
+/// One history row: run id, direction, from, to, script, backup.
+type Row = (
     String,
     String,
     Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
-)> {
+);
+
+fn history(db: &Path) -> Vec<Row> {
     let conn = open(db);
     let mut stmt = conn
         .prepare(
