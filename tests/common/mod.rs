@@ -245,6 +245,14 @@ pub fn contents(path: &Path) -> Vec<String> {
     out
 }
 
+/// `contents` less the version row, whose `updated_at` records every change: the rows a user
+/// wrote, for comparing data across a round trip.
+pub fn without_version_row(rows: Vec<String>) -> Vec<String> {
+    rows.into_iter()
+        .filter(|r| !r.starts_with("schema_version:"))
+        .collect()
+}
+
 /// Rows in `table`.
 pub fn count(path: &Path, table: &str) -> i64 {
     open(path)
