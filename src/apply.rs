@@ -199,7 +199,7 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
 }
 
 /// Runs one script inside the open transaction, then checks and sets the version row.
-fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
+pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
     for stmt in sql::statements(&script.sql) {
         let failed = |message: String| Error::StepFailed {
             path: path.to_path_buf(),

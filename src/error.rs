@@ -165,6 +165,9 @@ pub enum Error {
     #[error("{0}")]
     NothingToRestore(String),
 
+    #[error("the migration set {set} has no initial schema at or below v{version}, so the schema of v{version} cannot be built: add v<V>_initial_schema.sql")]
+    NoInitialSchema { set: String, version: String },
+
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
 

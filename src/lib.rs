@@ -20,6 +20,7 @@ pub mod plan;
 pub mod report;
 pub mod restore;
 pub mod run;
+pub mod schema;
 pub mod sql;
 pub mod version;
 

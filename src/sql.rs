@@ -28,6 +28,10 @@ pub const FORBIDDEN: [&str; 7] = [
 enum Token<'a> {
     Word(&'a str),
     Semicolon,
+    /// A '…' literal.
+    Text,
+    /// A "…", [ … ] or `…` name.
+    Name,
     Other,
 }
 
@@ -144,13 +148,17 @@ impl<'a> Lexer<'a> {
                 self.advance_to(start + 1);
                 Token::Semicolon
             }
-            b'\'' | b'"' | b'`' => {
+            b'\'' => {
                 self.skip_quoted(c, c);
-                Token::Other
+                Token::Text
+            }
+            b'"' | b'`' => {
+                self.skip_quoted(c, c);
+                Token::Name
             }
             b'[' => {
                 self.skip_quoted(b'[', b']');
-                Token::Other
+                Token::Name
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
                 let len = b[start..]
@@ -189,6 +197,35 @@ impl<'a> Lexer<'a> {
         }
         self.advance_to(b.len());
     }
+}
+
+/// The tokens of `sql` in a form where spelling that does not change meaning is gone: words and
+/// quoted names lower-cased and unquoted, literals kept as written, comments and whitespace
+/// dropped, `IF NOT EXISTS` removed; tokens joined by single spaces.
+pub fn normalize(sql: &str) -> String {
+    tokens(sql).join(" ")
+}
+
+/// The normalised tokens of `sql` (see `normalize`).
+pub fn tokens(sql: &str) -> Vec<String> {
+    let mut lexer = Lexer::new(sql);
+    let mut out: Vec<String> = Vec::new();
+    while let Some((token, start, _)) = lexer.next_token() {
+        let text = &sql[start..lexer.pos];
+        out.push(match token {
+            Token::Word(w) => w.to_lowercase(),
+            Token::Name if text.len() >= 2 => {
+                let inner = &text[1..text.len() - 1];
+                let close = &text[text.len() - 1..];
+                inner.replace(&close.repeat(2), close).to_lowercase()
+            }
+            _ => text.to_string(),
+        });
+        if out.len() >= 3 && out[out.len() - 3..] == ["if", "not", "exists"] {
+            out.truncate(out.len() - 3);
+        }
+    }
+    out
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -257,6 +294,16 @@ mod tests {
         );
         assert!(statements("").is_empty());
         assert_eq!(keywords("SELECT 1"), ["SELECT"]);
+    }
+
+    #[test]
+    fn normalizing_ignores_quoting_case_whitespace_and_comments_but_not_literals() {
+        assert_eq!(
+            normalize("CREATE TABLE IF NOT EXISTS \"Notes\" (\n  id INTEGER, -- key\n  s TEXT DEFAULT 'User'\n)"),
+            normalize("create table [notes] (id integer,s text default 'User')")
+        );
+        assert_ne!(normalize("DEFAULT 'user'"), normalize("DEFAULT 'User'"));
+        assert_eq!(normalize("\"a\"\"b\""), "a\"b");
     }
 
     #[test]
