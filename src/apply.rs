@@ -43,7 +43,13 @@ pub struct Applied {
 ///
 /// `target` is `Latest` or a resolved `Version`: it is resolved again against the version found
 /// under the write lock, so a run that raced another one applies no step twice.
-pub fn migrate(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result<Applied, Error> {
+pub fn migrate(
+    path: &Path,
+    set: &Set,
+    target: &Target,
+    run_id: &str,
+    take_backup: bool,
+) -> Result<Applied, Error> {
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
@@ -65,8 +71,12 @@ pub fn migrate(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result<
         });
     }
 
-    let backup = backup::take(path)?;
-    let outcome = match run_steps(&tx, path, &steps, run_id, &backup).and_then(|done| {
+    let backup = if take_backup {
+        Some(backup::take(path)?)
+    } else {
+        None
+    };
+    let outcome = match run_steps(&tx, path, &steps, run_id, backup.as_deref()).and_then(|done| {
         integrity(&tx, path, "before COMMIT")?;
         Ok(done)
     }) {
@@ -80,14 +90,16 @@ pub fn migrate(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result<
         Ok(steps) => Ok(Applied {
             from,
             to,
-            backup: Some(backup),
+            backup,
             steps,
         }),
         Err(e) => {
             // Rolled back: when the database reads back at its old version, the backup holds
             // nothing the database does not, and removing it keeps "nothing was changed" true.
-            if matches!(inspect::read_version(&conn, path), Ok(State::Versioned(v)) if v == from) {
-                let _ = std::fs::remove_file(&backup);
+            let unchanged =
+                matches!(inspect::read_version(&conn, path), Ok(State::Versioned(v)) if v == from);
+            if let (true, Some(backup)) = (unchanged, &backup) {
+                let _ = std::fs::remove_file(backup);
             }
             Err(e)
         }
@@ -100,7 +112,7 @@ fn run_steps(
     path: &Path,
     steps: &[&Script],
     run_id: &str,
-    backup: &Path,
+    backup: Option<&Path>,
 ) -> Result<Vec<StepDone>, Error> {
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
@@ -120,7 +132,7 @@ fn run_steps(
             script: Some(&script.file),
             sha256: Some(sha256.clone()),
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            backup: Some(backup.display().to_string()),
+            backup: backup.map(|b| b.display().to_string()),
         };
         history::record(conn, &entry).map_err(|e| Error::StepFailed {
             path: path.to_path_buf(),
@@ -273,4 +285,96 @@ fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result
             first,
         }),
     }
+}
+
+/// The version table, exactly as the AIFP plan defines it.
+pub const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version TEXT NOT NULL,
+    updated_at DATETIME DEFAULT CURRENT_TIMESTAMP
+)";
+
+/// Records `version` in the database at `path` without running scripts: write lock, backup,
+/// then the version row (and its table, if missing) and a history row in one transaction.
+pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Error> {
+    let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| classify(path, e))?;
+    let before = match inspect::read_version(&tx, path) {
+        Ok(State::Versioned(v)) => Some(v.to_string()),
+        _ => None,
+    };
+    let backup = backup::take(path)?;
+    let entry = history::Entry {
+        run_id,
+        direction: "stamp",
+        from: before,
+        to: Some(version.to_string()),
+        script: None,
+        sha256: None,
+        duration_ms: 0,
+        backup: Some(backup.display().to_string()),
+    };
+    let written = tx
+        .execute_batch(SCHEMA_VERSION_TABLE)
+        .and_then(|()| {
+            tx.execute(
+                "INSERT INTO schema_version (id, version, updated_at)
+                 VALUES (1, ?1, CURRENT_TIMESTAMP)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+                                                updated_at = excluded.updated_at",
+                [version.to_string()],
+            )
+        })
+        .and_then(|_| history::record(&tx, &entry))
+        .and_then(|()| tx.commit());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&backup);
+        return Err(classify(path, e));
+    }
+    Ok(backup)
+}
+
+/// Writes the scratch database `built` (a replayed chain, its transaction still open) to a new
+/// file at `path` in WAL mode, like AIFP's own. Returns false, writing nothing, when a file is
+/// already there: it is never overwritten.
+pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    built
+        .execute_batch("COMMIT")
+        .map_err(|e| Error::sqlite(path, e))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.aifp-migrate-init-{}", std::process::id()));
+    let result = write_new_database(&built, &tmp).and_then(|()| {
+        // A hard link fails if the name is taken: an existing database is never replaced.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io(path, &e)),
+        }
+    });
+    let _ = std::fs::remove_file(&tmp);
+    result
+}
+
+fn write_new_database(built: &Connection, tmp: &Path) -> Result<(), Error> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, &e))?;
+    backup::copy_into(built, tmp).map_err(|message| Error::Sqlite {
+        path: tmp.to_path_buf(),
+        message,
+    })?;
+    // Closing the only connection checkpoints the WAL into the file before it gets its name.
+    let conn = inspect::open(tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.pragma_update(None, "journal_mode", "wal")
+        .map_err(|e| Error::sqlite(tmp, e))?;
+    conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))
 }

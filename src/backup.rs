@@ -101,7 +101,7 @@ pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
 }
 
 /// Writes a complete, synced copy of the database `src` into the empty file `tmp`.
-fn copy_into(src: &Connection, tmp: &Path) -> Result<(), String> {
+pub fn copy_into(src: &Connection, tmp: &Path) -> Result<(), String> {
     {
         // A 0-byte file is a valid empty database, so it opens without CREATE.
         let mut dst = Connection::open_with_flags(tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)

@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use crate::catalog::Root;
 use crate::discovery::DbName;
 use crate::error::Error;
-use crate::options::{Format, Mode, Options, Verbosity};
+use crate::options::{Format, Mode, Options, RunKind, Verbosity};
 use crate::plan::Target;
 use crate::run::Outcome;
 
@@ -74,6 +74,21 @@ pub struct Cli {
     /// With --prune-backups: how many backups of each database to keep
     #[arg(long, value_name = "N")]
     keep: Option<usize>,
+    /// Check on scratch databases that every step's rollback restores the schema before it
+    #[arg(long)]
+    verify: bool,
+    /// With --all or --db: run the whole plan on a temporary copy of each database, change nothing
+    #[arg(long)]
+    rehearse: bool,
+    /// With --db NAME: record version V without running scripts (backs up first)
+    #[arg(long, value_name = "V")]
+    stamp: Option<String>,
+    /// With --stamp: record the version even though the schema does not match it
+    #[arg(long)]
+    force: bool,
+    /// Create the missing per-project databases at their latest version (--db aifp_core for the core)
+    #[arg(long)]
+    init: bool,
 }
 
 const AFTER_HELP: &str = "\
@@ -96,6 +111,9 @@ impl Cli {
             ("--restore", self.restore),
             ("--list-backups", self.list_backups),
             ("--prune-backups", self.prune_backups),
+            ("--verify", self.verify),
+            ("--stamp", self.stamp.is_some()),
+            ("--init", self.init),
         ]
         .into_iter()
         .filter_map(|(flag, given)| given.then_some(flag))
@@ -110,7 +128,9 @@ impl Cli {
         if self.all && only.is_some() {
             return usage("--all and --db exclude each other");
         }
-        if let (true, Some(m @ ("--list-backups" | "--prune-backups"))) = (self.all, special) {
+        if let (true, Some(m @ ("--list-backups" | "--prune-backups" | "--verify" | "--init"))) =
+            (self.all, special)
+        {
             return usage(&format!("{m} takes --db NAME or nothing, not --all"));
         }
         if self.target.is_some() && self.rollback {
@@ -126,21 +146,31 @@ impl Cli {
                 ));
             }
         }
-        match special {
-            Some("--check") if self.dry_run => {
-                return usage("--dry-run does not go with --check, which changes nothing anyway")
+        if self.dry_run && self.rehearse {
+            return usage("--dry-run and --rehearse exclude each other");
+        }
+        for (flag, given) in [("--dry-run", self.dry_run), ("--rehearse", self.rehearse)] {
+            match special {
+                Some("--check") if given => {
+                    return usage(&format!(
+                        "{flag} does not go with --check, which changes nothing anyway"
+                    ))
+                }
+                Some(m) if given => return usage(&format!("{flag} does not go with {m}")),
+                None if given && !self.all && only.is_none() => {
+                    return usage(&format!("{flag} needs --all or --db NAME"))
+                }
+                _ => {}
             }
-            Some(m) if self.dry_run => return usage(&format!("--dry-run does not go with {m}")),
-            None if self.dry_run && !self.all && only.is_none() => {
-                return usage("--dry-run needs --all or --db NAME")
-            }
-            _ => {}
         }
         if self.from.is_some() && (special != Some("--restore") || only.is_none()) {
             return usage("--from works only with --db NAME --restore");
         }
         if self.keep.is_some() != (special == Some("--prune-backups")) {
             return usage("--prune-backups and --keep N go together");
+        }
+        if self.force && special != Some("--stamp") {
+            return usage("--force works only with --stamp");
         }
         Ok(match special {
             Some("--check") => Mode::Check { only },
@@ -152,14 +182,30 @@ impl Cli {
                 from: self.from.as_deref().map(|f| cwd.join(f)),
             },
             Some("--list-backups") => Mode::ListBackups { only },
-            Some(_) => Mode::PruneBackups {
+            Some("--prune-backups") => Mode::PruneBackups {
                 only,
                 keep: self.keep.unwrap_or(0),
             },
+            Some("--verify") => Mode::Verify { only },
+            Some("--init") => Mode::Init { only },
+            Some(_) => {
+                let (Some(db), Some(v)) = (only, &self.stamp) else {
+                    return usage("--stamp V needs --db NAME");
+                };
+                Mode::Stamp {
+                    db,
+                    version: parse_version("--stamp", v)?,
+                    force: self.force,
+                }
+            }
             None if self.all || only.is_some() => Mode::Migrate {
                 only,
                 target: self.target()?,
-                dry_run: self.dry_run,
+                kind: match (self.dry_run, self.rehearse) {
+                    (true, _) => RunKind::DryRun,
+                    (_, true) => RunKind::Rehearse,
+                    _ => RunKind::Real,
+                },
             },
             None => return usage("nothing to do: pass --check, --all or --db NAME"),
         })
@@ -167,16 +213,7 @@ impl Cli {
 
     fn target(&self) -> Result<Target, Error> {
         Ok(match (&self.target, self.rollback) {
-            (Some(v), _) => {
-                Target::Version(v.parse().map_err(|e: crate::version::BadVersion| {
-                    let hint = if v.starts_with('v') {
-                        "; write it without the v"
-                    } else {
-                        ""
-                    };
-                    Error::Usage(format!("--target: {e}{hint}"))
-                })?)
-            }
+            (Some(v), _) => Target::Version(parse_version("--target", v)?),
             (None, true) => Target::Rollback,
             (None, false) => Target::Latest,
         })
@@ -221,6 +258,18 @@ impl Cli {
             },
         })
     }
+}
+
+/// A version given on the command line.
+fn parse_version(flag: &str, v: &str) -> Result<crate::version::Version, Error> {
+    v.parse().map_err(|e: crate::version::BadVersion| {
+        let hint = if v.starts_with('v') {
+            "; write it without the v"
+        } else {
+            ""
+        };
+        Error::Usage(format!("{flag}: {e}{hint}"))
+    })
 }
 
 /// `dir` made absolute against `cwd`, with symlinks resolved when it exists.

@@ -168,6 +168,15 @@ pub enum Error {
     #[error("the migration set {set} has no initial schema at or below v{version}, so the schema of v{version} cannot be built: add v<V>_initial_schema.sql")]
     NoInitialSchema { set: String, version: String },
 
+    #[error("{path} does not have the schema of v{version} ({count} difference(s), first: {first}); nothing was changed: {hint}")]
+    StampMismatch {
+        path: PathBuf,
+        version: String,
+        count: usize,
+        first: String,
+        hint: String,
+    },
+
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
 

@@ -16,7 +16,7 @@ pub const TABLE: &str = "aifp_migrate_history";
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS aifp_migrate_history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,
-    direction TEXT NOT NULL CHECK (direction IN ('up', 'down', 'restore')),
+        direction TEXT NOT NULL CHECK (direction IN ('up', 'down', 'restore', 'stamp')),
     from_version TEXT,
     to_version TEXT,
     script TEXT,

@@ -17,11 +17,13 @@ pub mod history;
 pub mod inspect;
 pub mod options;
 pub mod plan;
+pub mod rehearse;
 pub mod report;
 pub mod restore;
 pub mod run;
 pub mod schema;
 pub mod sql;
+pub mod verify;
 pub mod version;
 
 pub use error::Error;

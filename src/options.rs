@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::catalog::Root;
 use crate::discovery::DbName;
 use crate::plan::Target;
+use crate::version::Version;
 
 /// The validated request.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub enum Mode {
     Migrate {
         only: Option<DbName>,
         target: Target,
-        dry_run: bool,
+        kind: RunKind,
     },
     /// Put back one database's newest backup (or `from`); with `only == None`, every database
     /// the most recent migrating run changed, from that run's backups.
@@ -43,6 +44,27 @@ pub enum Mode {
     ListBackups { only: Option<DbName> },
     /// Delete all but the newest `keep` backups of each database (or of one).
     PruneBackups { only: Option<DbName>, keep: usize },
+    /// Check on scratch databases that every step's rollback restores the schema before it.
+    Verify { only: Option<DbName> },
+    /// Record `version` in a database without running scripts.
+    Stamp {
+        db: DbName,
+        version: Version,
+        force: bool,
+    },
+    /// Create the missing per-project databases (or the one named) at their latest version.
+    Init { only: Option<DbName> },
+}
+
+/// How a migrating mode runs its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// For real: back up, migrate, commit.
+    Real,
+    /// Print the plan and its scripts; open nothing for writing.
+    DryRun,
+    /// Run the whole plan on a temporary copy of each database, then throw the copy away.
+    Rehearse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

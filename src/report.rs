@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::discovery::DbName;
 use crate::history::Changed;
 use crate::options::Verbosity;
 
@@ -26,6 +27,9 @@ pub enum Report {
     Pruned {
         deleted: Vec<BackupEntry>,
         kept: Vec<BackupEntry>,
+    },
+    Verify {
+        sets: Vec<VerifyEntry>,
     },
 }
 
@@ -63,6 +67,11 @@ pub struct CheckEntry {
     pub current: Option<String>,
     pub latest: Option<String>,
     pub pending: Vec<StepEntry>,
+    /// How the schema differs from the one its recorded version should have.
+    pub drift: Vec<String>,
+    /// The version whose expected schema it matches exactly, for a drifted or unversioned one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
     /// Applied scripts whose file has changed since: reported, never blocking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed_scripts: Vec<Changed>,
@@ -92,11 +101,45 @@ pub struct RunEntry {
     pub backup: Option<String>,
     pub steps: Vec<StepEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<RehearsalEntry>,
+    /// For a stamp: how the schema differs from the version recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+impl RunEntry {
+    /// An entry with nothing known yet but the database.
+    pub fn new(name: DbName, path: Option<String>) -> Self {
+        RunEntry {
+            name: name.as_str(),
+            path,
+            status: RunStatus::Planned,
+            from: None,
+            to: None,
+            backup: None,
+            steps: Vec::new(),
+            rehearsal: None,
+            drift: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// What a rehearsal on a temporary copy found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RehearsalEntry {
+    pub copy_needs_bytes: u64,
+    pub copied_into: String,
+    /// The SQL of every object the copy ended with.
+    pub schema: Vec<String>,
+    /// How that schema differs from the expected schema of the version reached.
+    pub drift: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Migrated,
     Current,
@@ -105,6 +148,21 @@ pub enum RunStatus {
     Missing,
     /// Not reached: an earlier database of the same run failed.
     Skipped,
+    /// A rehearsal on a copy succeeded, or failed.
+    WouldSucceed,
+    WouldFail,
+    /// A version recorded by --stamp.
+    Stamped,
+    /// Made by --init, or left alone by it because the file is there.
+    Created,
+    Exists,
+}
+
+/// The verification of one migration set.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyEntry {
+    pub name: &'static str,
+    pub steps: Vec<crate::verify::StepCheck>,
 }
 
 /// One script, pending, planned or applied.
@@ -141,9 +199,16 @@ impl Report {
                     0
                 }
             }
-            Report::Run { databases } => {
-                u8::from(databases.iter().any(|d| d.status == RunStatus::Failed))
-            }
+            Report::Run { databases } => u8::from(
+                databases
+                    .iter()
+                    .any(|d| matches!(d.status, RunStatus::Failed | RunStatus::WouldFail)),
+            ),
+            Report::Verify { sets } => u8::from(
+                sets.iter()
+                    .flat_map(|s| &s.steps)
+                    .any(crate::verify::StepCheck::is_problem),
+            ),
             Report::Restore { .. } | Report::Backups { .. } | Report::Pruned { .. } => 0,
         }
     }
@@ -178,6 +243,12 @@ impl Report {
                     );
                     // An error's own line goes to stderr; here the status says enough.
                     steps(&mut out, &d.pending, false);
+                    for diff in &d.drift {
+                        out.push_str(&format!("    drift: {diff}\n"));
+                    }
+                    if let Some(v) = &d.matches {
+                        out.push_str(&format!("    its schema is exactly that of v{v}\n"));
+                    }
                     for c in &d.changed_scripts {
                         out.push_str(&format!(
                             "    note: {} has changed since it was applied ({}); the database keeps what the old text did\n",
@@ -206,7 +277,14 @@ impl Report {
                     out.push_str("dry run: nothing will be changed\n");
                 }
                 for d in databases {
-                    let changed = matches!(d.status, RunStatus::Migrated | RunStatus::Failed);
+                    let changed = matches!(
+                        d.status,
+                        RunStatus::Migrated
+                            | RunStatus::Failed
+                            | RunStatus::Stamped
+                            | RunStatus::Created
+                            | RunStatus::WouldFail
+                    );
                     if verbosity == Verbosity::Quiet && !changed {
                         continue;
                     }
@@ -221,6 +299,18 @@ impl Report {
                         (RunStatus::Current, Some(f), _) => format!("current {f}"),
                         (RunStatus::Skipped, Some(f), _) => format!("skipped, left at {f}"),
                         (RunStatus::Missing, _, _) => "missing".to_string(),
+                        (RunStatus::WouldSucceed, Some(f), Some(t)) => {
+                            format!("rehearsed {f} -> {t}: would succeed")
+                        }
+                        (RunStatus::WouldFail, Some(f), Some(t)) => {
+                            format!("rehearsed {f} -> {t}: WOULD FAIL")
+                        }
+                        (RunStatus::Stamped, from, Some(t)) => match from {
+                            Some(f) => format!("stamped {t} (was {f})"),
+                            None => format!("stamped {t} (was unversioned)"),
+                        },
+                        (RunStatus::Created, _, Some(t)) => format!("created at {t}"),
+                        (RunStatus::Exists, _, _) => "exists, left alone".to_string(),
                         (s, _, _) => format!("{s:?}").to_lowercase(),
                     };
                     line(&mut out, d.name, "", &what, d.path.as_deref());
@@ -230,8 +320,22 @@ impl Report {
                         out.push_str("    a backup would be made first\n");
                     }
                     steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
+                    if let Some(r) = &d.rehearsal {
+                        rehearsal_text(&mut out, r, verbosity);
+                    }
+                    if let Some(e) = d
+                        .error
+                        .as_ref()
+                        .filter(|_| d.status == RunStatus::WouldFail)
+                    {
+                        out.push_str(&format!("    {e}\n"));
+                    }
+                    for diff in &d.drift {
+                        out.push_str(&format!("    schema differs: {diff}\n"));
+                    }
                 }
             }
+            Report::Verify { sets } => verify_text(&mut out, sets, verbosity),
             Report::Restore { restored } => restored_text(&mut out, restored),
             Report::Backups { backups } if verbosity > Verbosity::Quiet => {
                 backups_text(&mut out, backups, "");
@@ -277,6 +381,74 @@ fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
             "{verb}{:<17} {}  v{version:<6} {:>12} bytes  {}\n",
             b.name, b.time, b.size, b.file
         ));
+    }
+}
+
+fn rehearsal_text(out: &mut String, r: &RehearsalEntry, verbosity: Verbosity) {
+    out.push_str(&format!(
+        "    rehearsed on a copy in {} ({} bytes), since removed\n",
+        r.copied_into, r.copy_needs_bytes
+    ));
+    let count = |prefix: &str| r.schema.iter().filter(|s| s.starts_with(prefix)).count();
+    out.push_str(&format!(
+        "    it would end with {} tables, {} indexes, {} triggers, {} views",
+        count("CREATE TABLE"),
+        count("CREATE INDEX") + count("CREATE UNIQUE INDEX"),
+        count("CREATE TRIGGER"),
+        count("CREATE VIEW"),
+    ));
+    out.push_str(if r.drift.is_empty() {
+        ", exactly the expected schema\n"
+    } else {
+        ", which differs from the expected schema:\n"
+    });
+    for d in &r.drift {
+        out.push_str(&format!("      {d}\n"));
+    }
+    if verbosity == Verbosity::Verbose {
+        for s in &r.schema {
+            out.push_str(&format!(
+                "      {};\n",
+                s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+}
+
+fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
+    use crate::verify::StepStatus;
+    let mut problems = 0;
+    for set in sets {
+        out.push_str(&format!("{}\n", set.name));
+        if set.steps.is_empty() {
+            out.push_str("    no upgrade steps\n");
+        }
+        for s in &set.steps {
+            let what = match s.status {
+                StepStatus::Restores => "its rollback restores the schema",
+                StepStatus::Differs => "ROLLBACK DOES NOT RESTORE THE SCHEMA",
+                StepStatus::NoRollback => "no rollback script",
+                StepStatus::Failed => "FAILED on a scratch database",
+            };
+            if s.is_problem() {
+                problems += 1;
+            } else if verbosity == Verbosity::Quiet {
+                continue;
+            }
+            out.push_str(&format!(
+                "    {} -> {}  {}: {what}\n",
+                s.from, s.to, s.script
+            ));
+            for d in &s.differences {
+                out.push_str(&format!("        {d}\n"));
+            }
+        }
+    }
+    if verbosity > Verbosity::Quiet {
+        out.push_str(&match problems {
+            0 => "every rollback restores the schema it undoes\n".to_string(),
+            n => format!("{n} step(s) with a rollback that does not restore the schema\n"),
+        });
     }
 }
 

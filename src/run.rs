@@ -12,12 +12,16 @@ use crate::discovery::{self, DbName, Location};
 use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, State};
-use crate::options::{Mode, Options};
+use crate::options::{Mode, Options, RunKind};
 use crate::plan::{self, Target};
+use crate::rehearse;
 use crate::report::{
-    BackupEntry, CheckEntry, CheckStatus, Report, RestoreEntry, RunEntry, RunStatus, StepEntry,
+    BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
+    RunStatus, StepEntry, VerifyEntry,
 };
 use crate::restore;
+use crate::schema;
+use crate::verify;
 use crate::version::Version;
 
 /// The report of a run, and the error lines that go to stderr beside it.
@@ -41,17 +45,13 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let found = discovery::discover(&opts.core_dir, &opts.start);
     match &opts.mode {
         Mode::Check { only } => Ok(check(opts, select(&found.locations, *only))),
-        Mode::Migrate {
-            only,
-            target,
-            dry_run,
-        } => migrate(
+        Mode::Migrate { only, target, kind } => migrate(
             opts,
             &found.start,
             select(&found.locations, *only),
             *only,
             target,
-            *dry_run,
+            *kind,
         ),
         Mode::Restore {
             only: Some(name),
@@ -60,6 +60,9 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         Mode::Restore { only: None, .. } => restore_last_run(&found),
         Mode::ListBackups { only } => list_backups(select(&found.locations, *only)),
         Mode::PruneBackups { only, keep } => prune_backups(select(&found.locations, *only), *keep),
+        Mode::Verify { only } => verify_sets(&opts.root, *only),
+        Mode::Stamp { db, version, force } => stamp(&opts.root, &found, *db, version, *force),
+        Mode::Init { only } => init(opts, &found, *only),
     }
 }
 
@@ -110,6 +113,8 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
             .and_then(Set::latest)
             .map(ToString::to_string),
         pending: Vec::new(),
+        drift: Vec::new(),
+        matches: None,
         changed_scripts: Vec::new(),
         error: None,
     };
@@ -132,6 +137,12 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Err(e) => return failed(entry, CheckStatus::Error, e),
         Ok(State::Missing) => return (entry, None),
         Ok(State::Unversioned { what }) => {
+            // Which version it is, if its schema says so exactly: the one to --stamp.
+            if let (Ok(set), Ok(actual)) = (&set, schema::read(&conn)) {
+                entry.matches = schema::matching_versions(set, &actual)
+                    .first()
+                    .map(ToString::to_string);
+            }
             let e = Error::Unversioned {
                 path: path.clone(),
                 what,
@@ -145,6 +156,15 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Ok(set) => set,
         Err(e) => return failed(entry, CheckStatus::Error, e),
     };
+    // Drift: how the schema differs from the one its recorded version should have.
+    if let (Ok(expected), Ok(actual)) = (schema::expected(&set, &current), schema::read(&conn)) {
+        entry.drift = schema::diff(&expected, &actual);
+        if !entry.drift.is_empty() {
+            entry.matches = schema::matching_versions(&set, &actual)
+                .first()
+                .map(ToString::to_string);
+        }
+    }
     // A history that cannot be read is no reason to fail a check.
     entry.changed_scripts = history::changed_scripts(&conn, &set).unwrap_or_default();
     let steps = plan::resolve(&set, &current, &Target::Latest)
@@ -192,19 +212,19 @@ fn migrate(
     selected: Vec<&Location>,
     only: Option<DbName>,
     target: &Target,
-    dry_run: bool,
+    kind: RunKind,
 ) -> Result<Outcome, Error> {
     // Phase 1, read-only: every selected database, every rule, before any write anywhere.
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     for loc in selected {
-        match plan_one(&opts.root, loc, start, only.is_some(), target, dry_run) {
+        match plan_one(&opts.root, loc, start, only.is_some(), target, kind) {
             Ok(p) => planned.push(p),
             Err(e) => errors.push(e),
         }
     }
     match errors.len() {
-        0 => Ok(act(planned, target, dry_run)),
+        0 => Ok(act(planned, target, kind)),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
     }
@@ -218,7 +238,7 @@ fn plan_one(
     start: &Path,
     named: bool,
     target: &Target,
-    dry_run: bool,
+    kind: RunKind,
 ) -> Result<Selected, Error> {
     let Some(path) = &loc.path else {
         if named {
@@ -256,7 +276,8 @@ fn plan_one(
     if !steps.is_empty() {
         apply::integrity(&conn, path, "before migrating")?;
         drop(conn);
-        apply::preflight(path, !dry_run)?;
+        // Only a real run may open the database for writing to probe its lock.
+        apply::preflight(path, kind == RunKind::Real)?;
     }
     Ok(Selected::Planned(Planned {
         name: loc.name,
@@ -269,7 +290,7 @@ fn plan_one(
 }
 
 /// Phase 2: act on each planned database in the fixed order, stopping at the first failure.
-fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
+fn act(selected: Vec<Selected>, target: &Target, kind: RunKind) -> Outcome {
     let run_id = history::new_run_id();
     let mut failed = false;
     let mut errors = Vec::new();
@@ -278,44 +299,60 @@ fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
         .map(|sel| {
             let p = match sel {
                 Selected::Missing(name, path) => {
-                    return RunEntry {
-                        name: name.as_str(),
-                        path: path.as_deref().map(display),
-                        status: RunStatus::Missing,
-                        from: None,
-                        to: None,
-                        backup: None,
-                        steps: Vec::new(),
-                        error: None,
-                    }
+                    let mut entry = RunEntry::new(name, path.as_deref().map(display));
+                    entry.status = RunStatus::Missing;
+                    return entry;
                 }
                 Selected::Planned(p) => p,
             };
-            let mut entry = RunEntry {
-                name: p.name.as_str(),
-                path: Some(display(&p.path)),
-                status: RunStatus::Planned,
-                from: Some(p.from.to_string()),
-                to: Some(p.to.to_string()),
-                backup: None,
-                steps: Vec::new(),
-                error: None,
+            let mut entry = RunEntry::new(p.name, Some(display(&p.path)));
+            entry.from = Some(p.from.to_string());
+            entry.to = Some(p.to.to_string());
+            // A rollback was resolved to a version while planning, so a second run racing
+            // this one finds the database there already and steps no further.
+            let target = match target {
+                Target::Latest => Target::Latest,
+                _ => Target::Version(p.to.clone()),
             };
             if p.steps.is_empty() {
                 entry.status = RunStatus::Current;
-            } else if dry_run {
-                entry.steps = p.steps;
-            } else if failed {
-                entry.status = RunStatus::Skipped;
-                entry.to = entry.from.clone();
-            } else {
-                // A rollback was resolved to a version while planning, so a second run racing
-                // this one finds the database there already and steps no further.
-                let target = match target {
-                    Target::Latest => Target::Latest,
-                    _ => Target::Version(p.to.clone()),
-                };
-                match apply::migrate(&p.path, &p.set, &target, &run_id) {
+                return entry;
+            }
+            match kind {
+                RunKind::DryRun => {
+                    entry.status = RunStatus::Planned;
+                    entry.steps = p.steps;
+                }
+                RunKind::Rehearse => {
+                    entry.steps = p.steps;
+                    match rehearse::rehearse(&p.path, &p.set, &target, &run_id) {
+                        Ok(r) => {
+                            entry.status = if r.result.is_ok() {
+                                RunStatus::WouldSucceed
+                            } else {
+                                RunStatus::WouldFail
+                            };
+                            if let Err(e) = &r.result {
+                                entry.error = Some(e.to_string());
+                            }
+                            entry.rehearsal = Some(RehearsalEntry {
+                                copy_needs_bytes: r.needed,
+                                copied_into: display(&r.folder),
+                                schema: r.schema,
+                                drift: r.drift,
+                            });
+                        }
+                        Err(e) => {
+                            entry.status = RunStatus::WouldFail;
+                            entry.error = Some(e.to_string());
+                        }
+                    }
+                }
+                RunKind::Real if failed => {
+                    entry.status = RunStatus::Skipped;
+                    entry.to = entry.from.clone();
+                }
+                RunKind::Real => match apply::migrate(&p.path, &p.set, &target, &run_id, true) {
                     Ok(done) => {
                         entry.status = if done.steps.is_empty() {
                             RunStatus::Current
@@ -333,7 +370,7 @@ fn act(selected: Vec<Selected>, target: &Target, dry_run: bool) -> Outcome {
                         entry.error = Some(e.to_string());
                         errors.push(e);
                     }
-                }
+                },
             }
             entry
         })
@@ -537,6 +574,142 @@ fn prune_backups(selected: Vec<&Location>, keep: usize) -> Result<Outcome, Error
     }
     Ok(Outcome {
         report: Report::Pruned { deleted, kept },
+        errors: Vec::new(),
+    })
+}
+
+/// `--verify [--db NAME]`: every set (that exists) or the one named, on scratch databases.
+fn verify_sets(root: &catalog::Root, only: Option<DbName>) -> Result<Outcome, Error> {
+    let mut sets = Vec::new();
+    for name in DbName::ALL
+        .into_iter()
+        .filter(|n| only.is_none_or(|o| o == *n))
+    {
+        match catalog::load(root, name.as_str()) {
+            Ok(set) => sets.push(VerifyEntry {
+                name: name.as_str(),
+                steps: verify::verify_set(&set),
+            }),
+            Err(Error::NoSet { .. }) if only.is_none() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Outcome {
+        report: Report::Verify { sets },
+        errors: Vec::new(),
+    })
+}
+
+/// `--db NAME --stamp V [--force]`: record V without running scripts.
+fn stamp(
+    root: &catalog::Root,
+    found: &discovery::Found,
+    name: DbName,
+    version: &Version,
+    force: bool,
+) -> Result<Outcome, Error> {
+    let path = named_path(found, name)?;
+    let Some(conn) = inspect::open_existing(&path)? else {
+        return Err(Error::Missing {
+            db: name.file_name(),
+            path: display(&path),
+            hint: "there is nothing to stamp",
+        });
+    };
+    let set = catalog::load(root, name.as_str())?;
+    let expected = schema::expected(&set, version)?;
+    let actual = schema::read(&conn).map_err(|e| inspect::classify(&path, e))?;
+    let differences = schema::diff(&expected, &actual);
+    let before = match inspect::read_version(&conn, &path) {
+        Ok(State::Versioned(v)) => Some(v),
+        _ => None,
+    };
+    let mut entry = RunEntry::new(name, Some(display(&path)));
+    entry.from = before.as_ref().map(ToString::to_string);
+    entry.to = Some(version.to_string());
+    if before.as_ref() == Some(version) && differences.is_empty() {
+        entry.status = RunStatus::Current;
+    } else if !differences.is_empty() && !force {
+        let matches = schema::matching_versions(&set, &actual);
+        return Err(Error::StampMismatch {
+            path,
+            version: version.to_string(),
+            count: differences.len(),
+            first: differences[0].clone(),
+            hint: match matches.first() {
+                Some(v) => {
+                    format!("its schema is that of v{v}; stamp that instead, or pass --force")
+                }
+                None => "fix the schema, or pass --force to record the version anyway".into(),
+            },
+        });
+    } else {
+        drop(conn);
+        apply::preflight(&path, true)?;
+        let backup = apply::stamp(&path, version, &history::new_run_id())?;
+        entry.status = RunStatus::Stamped;
+        entry.backup = Some(display(&backup));
+    }
+    entry.drift = differences;
+    Ok(Outcome {
+        report: Report::Run {
+            databases: vec![entry],
+        },
+        errors: Vec::new(),
+    })
+}
+
+/// `--init [--db NAME]`: create the missing databases at their latest version, never overwriting.
+fn init(opts: &Options, found: &discovery::Found, only: Option<DbName>) -> Result<Outcome, Error> {
+    let names: Vec<DbName> = match only {
+        Some(name) => vec![name],
+        None => DbName::ALL[1..].to_vec(),
+    };
+    let project = found
+        .project_folder
+        .clone()
+        .unwrap_or_else(|| found.start.join(discovery::PROJECT_FOLDER));
+    // Decide first: every set loads and builds before the first file is written.
+    let mut planned = Vec::new();
+    for name in names {
+        let dir = match name {
+            DbName::AifpCore => opts.core_dir.clone(),
+            _ => project.clone(),
+        };
+        let path = dir.join(name.file_name());
+        let set = catalog::load(&opts.root, name.as_str())?;
+        let latest = set.latest().cloned().ok_or_else(|| {
+            Error::plan(
+                &path,
+                plan::PlanError::EmptySet {
+                    set: set.name.clone(),
+                },
+            )
+        })?;
+        let built = if path.exists() {
+            None
+        } else {
+            Some(schema::replay(&set, &latest)?)
+        };
+        planned.push((name, path, latest, built));
+    }
+    let mut databases = Vec::new();
+    for (name, path, latest, built) in planned {
+        let mut entry = RunEntry::new(name, Some(display(&path)));
+        entry.to = Some(latest.to_string());
+        let created = match built {
+            Some(conn) => apply::create(&path, conn)?,
+            None => false,
+        };
+        entry.status = if created {
+            RunStatus::Created
+        } else {
+            RunStatus::Exists
+        };
+        databases.push(entry);
+    }
+    Ok(Outcome {
+        report: Report::Run { databases },
         errors: Vec::new(),
     })
 }
