@@ -65,7 +65,7 @@ pub fn rehearse(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result
     let after = inspect::open(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let objects: Vec<String> = after
         .prepare(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL
+                        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
              AND tbl_name NOT LIKE 'aifp_migrate_%' ORDER BY type DESC, name",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
