@@ -261,7 +261,14 @@ pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), E
 
 /// Step 11 of SQLite's table rebuild: no row may break a foreign key before COMMIT.
 fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
-    let sqlite = |e| classify(path, e);
+    // The check itself fails when a schema the script left makes a foreign key meaningless
+    // (a parent without the key it names): that is the script's failure too.
+    let sqlite = |e: rusqlite::Error| Error::StepFailed {
+        path: path.to_path_buf(),
+        script: script.file.clone(),
+        line: 0,
+        message: format!("foreign key check after the script: {e}"),
+    };
     let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     let mut first: Option<String> = None;

@@ -119,7 +119,7 @@ pub enum Error {
     #[error("{path} is locked by another process (waited {seconds} s): close AIFP or the other aifp-migrate and try again; nothing was changed")]
     Locked { path: PathBuf, seconds: u64 },
 
-    #[error("{path}: {script} line {line} failed: {message}; the database was left as it was")]
+    #[error("{path}: {script}{} failed: {message}; the database was left as it was", at_line(*.line))]
     StepFailed {
         path: PathBuf,
         script: String,
@@ -183,6 +183,15 @@ pub enum Error {
     /// Several errors found while planning; each is printed on a line of its own.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
+}
+
+/// " line N", or nothing for a failure that belongs to the script as a whole (line 0).
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(" line {line}")
+    }
 }
 
 impl Error {

@@ -22,8 +22,8 @@ pub struct Rehearsal {
     /// Bytes the copy needs, and where it was made.
     pub needed: u64,
     pub folder: PathBuf,
-    /// The migration's result on the copy.
-    pub result: Result<Applied, Error>,
+    /// The migration's result on the copy; an error names the real database, not the copy.
+    pub result: Result<Applied, String>,
     /// The schema the copy ended with: every object's SQL.
     pub schema: Vec<String>,
     /// How that schema differs from the expected schema of the version reached.
@@ -57,15 +57,18 @@ pub fn rehearse(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result
         message,
     };
     backup::create_like(path, &copy).map_err(copy_err)?;
-    let src = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // Read as the checks read: nothing may appear beside the real database.
+    let src = inspect::open_for_reading(path)?;
     backup::copy_into(&src, &copy).map_err(copy_err)?;
     drop(src);
 
-    let result = apply::migrate(&copy, set, target, run_id, false);
+    let real = path.display().to_string();
+    let result = apply::migrate(&copy, set, target, run_id, false)
+        .map_err(|e| e.to_string().replace(&copy.display().to_string(), &real));
     let after = inspect::open(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let objects: Vec<String> = after
         .prepare(
-                        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
              AND tbl_name NOT LIKE 'aifp_migrate_%' ORDER BY type DESC, name",
         )
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())

@@ -321,7 +321,8 @@ impl Report {
                     }
                     steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
                     if let Some(r) = &d.rehearsal {
-                        rehearsal_text(&mut out, r, verbosity);
+                        let ok = d.status == RunStatus::WouldSucceed;
+                        rehearsal_text(&mut out, r, ok, verbosity);
                     }
                     if let Some(e) = d
                         .error
@@ -384,11 +385,14 @@ fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
     }
 }
 
-fn rehearsal_text(out: &mut String, r: &RehearsalEntry, verbosity: Verbosity) {
+fn rehearsal_text(out: &mut String, r: &RehearsalEntry, ok: bool, verbosity: Verbosity) {
     out.push_str(&format!(
         "    rehearsed on a copy in {} ({} bytes), since removed\n",
         r.copied_into, r.copy_needs_bytes
     ));
+    if !ok {
+        return;
+    }
     let count = |prefix: &str| r.schema.iter().filter(|s| s.starts_with(prefix)).count();
     out.push_str(&format!(
         "    it would end with {} tables, {} indexes, {} triggers, {} views",
@@ -417,7 +421,7 @@ fn rehearsal_text(out: &mut String, r: &RehearsalEntry, verbosity: Verbosity) {
 
 fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
     use crate::verify::StepStatus;
-    let mut problems = 0;
+    let (mut problems, mut missing) = (0, 0);
     for set in sets {
         out.push_str(&format!("{}\n", set.name));
         if set.steps.is_empty() {
@@ -430,6 +434,7 @@ fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
                 StepStatus::NoRollback => "no rollback script",
                 StepStatus::Failed => "FAILED on a scratch database",
             };
+            missing += usize::from(s.status == StepStatus::NoRollback);
             if s.is_problem() {
                 problems += 1;
             } else if verbosity == Verbosity::Quiet {
@@ -446,8 +451,12 @@ fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
     }
     if verbosity > Verbosity::Quiet {
         out.push_str(&match problems {
-            0 => "every rollback restores the schema it undoes\n".to_string(),
-            n => format!("{n} step(s) with a rollback that does not restore the schema\n"),
+            0 => "every rollback there is restores the schema it undoes".to_string(),
+            n => format!("{n} step(s) with a rollback that does not restore the schema"),
+        });
+        out.push_str(&match missing {
+            0 => "\n".to_string(),
+            n => format!("; {n} step(s) have no rollback\n"),
         });
     }
 }

@@ -333,7 +333,7 @@ fn act(selected: Vec<Selected>, target: &Target, kind: RunKind) -> Outcome {
                                 RunStatus::WouldFail
                             };
                             if let Err(e) = &r.result {
-                                entry.error = Some(e.to_string());
+                                entry.error = Some(e.clone());
                             }
                             entry.rehearsal = Some(RehearsalEntry {
                                 copy_needs_bytes: r.needed,

@@ -18,6 +18,9 @@ use crate::plan;
 use crate::sql;
 use crate::version::Version;
 
+/// How messages name the in-memory databases that expected schemas are built in.
+pub const SCRATCH: &str = "(scratch database)";
+
 /// A database's schema, normalised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
@@ -241,7 +244,7 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Vec<String> {
 /// Runs `set`'s initial schema and its chain up to `version` in a scratch in-memory database,
 /// with the same pragmas and per-step checks as a real migration, and returns that connection.
 pub fn replay(set: &Set, version: &Version) -> Result<Connection, Error> {
-    let scratch = Path::new(":memory:");
+    let scratch = Path::new(SCRATCH);
     let initial = set
         .initials
         .iter()
@@ -273,7 +276,7 @@ pub fn replay(set: &Set, version: &Version) -> Result<Connection, Error> {
 /// The schema `set` says a database at `version` has.
 pub fn expected(set: &Set, version: &Version) -> Result<Schema, Error> {
     let conn = replay(set, version)?;
-    read(&conn).map_err(|e| Error::sqlite(Path::new(":memory:"), e))
+    read(&conn).map_err(|e| Error::sqlite(Path::new(SCRATCH), e))
 }
 
 /// The versions of `set` whose expected schema is exactly `actual`.
