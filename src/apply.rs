@@ -72,6 +72,8 @@ pub fn migrate(
     }
 
     let backup = if take_backup {
+        // We hold the write lock: any unfinished backup beside the database is a dead run's.
+        backup::remove_leftovers(path);
         Some(backup::take(path)?)
     } else {
         None
@@ -80,7 +82,13 @@ pub fn migrate(
         integrity(&tx, path, "before COMMIT")?;
         Ok(done)
     }) {
-        Ok(done) => tx.commit().map(|()| done).map_err(|e| classify(path, e)),
+        Ok(done) => tx
+            .commit()
+            .map(|()| done)
+            .map_err(|e| match classify(path, e) {
+                Error::Sqlite { path, message } => Error::CommitFailed { path, message },
+                other => other,
+            }),
         Err(e) => {
             drop(tx); // rolls the transaction back
             Err(e)

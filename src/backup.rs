@@ -48,14 +48,13 @@ fn write_new(
 ) -> Result<PathBuf, Error> {
     let base = PathBuf::from(format!("{}.backup_{}", db_path.display(), stamp()));
     // Hidden and outside the backup name pattern, so an interrupted copy never looks like a backup.
-    let tmp = match (db_path.parent(), db_path.file_name()) {
-        (Some(dir), Some(name)) => dir.join(format!(
-            ".{}.aifp-migrate-backup-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        )),
-        _ => PathBuf::from(format!("{}.aifp-migrate-backup", db_path.display())),
-    };
+    // Unique per run, so one a killed run left behind (perhaps by a process of the same pid)
+    // is never in the way.
+    let unique = format!("{}-{}", std::process::id(), crate::history::new_run_id());
+    let tmp = temp_prefix(db_path).map_or_else(
+        || PathBuf::from(format!("{}.aifp-migrate-backup", db_path.display())),
+        |prefix| PathBuf::from(format!("{}{unique}", prefix.display())),
+    );
     let result = create_like(db_path, &tmp)
         .and_then(|()| fill(&tmp))
         .and_then(|()| publish(&tmp, &base));
@@ -66,6 +65,37 @@ fn write_new(
         backup: base,
         message,
     })
+}
+
+/// Where a backup of `db_path` is written before it gets its name: a hidden file outside the
+/// backup name pattern, so an interrupted copy never looks like a backup.
+fn temp_prefix(db_path: &Path) -> Option<PathBuf> {
+    let (dir, name) = (db_path.parent()?, db_path.file_name()?);
+    Some(dir.join(format!(".{}.aifp-migrate-backup-", name.to_string_lossy())))
+}
+
+/// Removes what killed runs left of their unfinished backups of `db_path` (and their journals).
+/// Call it only while holding the database's write lock: no live run is writing one then.
+pub fn remove_leftovers(db_path: &Path) {
+    let Some(prefix) = temp_prefix(db_path) else {
+        return;
+    };
+    let (Some(dir), Some(start)) = (prefix.parent(), prefix.file_name()) else {
+        return;
+    };
+    let start = start.to_string_lossy();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(start.as_ref())
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The local time as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.

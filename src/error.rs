@@ -177,6 +177,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("{path}: COMMIT failed ({message}); the database was left as it was")]
+    CommitFailed { path: PathBuf, message: String },
+
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
 

@@ -66,6 +66,14 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, Error> {
 /// immutable, which creates nothing; otherwise the existing files are used.
 pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
     let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let journal = PathBuf::from(format!("{}-journal", path.display()));
+    if journal.metadata().is_ok_and(|m| m.len() > 0)
+        && rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
+    {
+        // A hot journal left by a killed writer: a read-only connection can neither read past it
+        // nor roll it back, so open read-write and let SQLite restore the last committed state.
+        return open(path, OpenFlags::SQLITE_OPEN_READ_WRITE);
+    }
     if is_wal_mode(path) && !wal.exists() {
         let uri = format!("file:{}?immutable=1", uri_escape(path));
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
