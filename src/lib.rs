@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod backup;
+pub mod cache;
 pub mod catalog;
 pub mod cli;
 pub mod discovery;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::apply;
 use crate::backup;
+use crate::cache;
 use crate::catalog::{self, Script, Set};
 use crate::discovery::{self, DbName, Location};
 use crate::error::Error;
@@ -138,10 +139,8 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Ok(State::Missing) => return (entry, None),
         Ok(State::Unversioned { what }) => {
             // Which version it is, if its schema says so exactly: the one to --stamp.
-            if let (Ok(set), Ok(actual)) = (&set, schema::read(&conn)) {
-                entry.matches = schema::matching_versions(set, &actual)
-                    .first()
-                    .map(ToString::to_string);
+            if let Ok(set) = &set {
+                entry.matches = drift_of(set, &conn, None).matches;
             }
             let e = Error::Unversioned {
                 path: path.clone(),
@@ -156,15 +155,8 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Ok(set) => set,
         Err(e) => return failed(entry, CheckStatus::Error, e),
     };
-    // Drift: how the schema differs from the one its recorded version should have.
-    if let (Ok(expected), Ok(actual)) = (schema::expected(&set, &current), schema::read(&conn)) {
-        entry.drift = schema::diff(&expected, &actual);
-        if !entry.drift.is_empty() {
-            entry.matches = schema::matching_versions(&set, &actual)
-                .first()
-                .map(ToString::to_string);
-        }
-    }
+    let found = drift_of(&set, &conn, Some(&current));
+    (entry.drift, entry.matches) = (found.drift, found.matches);
     // A history that cannot be read is no reason to fail a check.
     entry.changed_scripts = history::changed_scripts(&conn, &set).unwrap_or_default();
     let steps = plan::resolve(&set, &current, &Target::Latest)
@@ -188,6 +180,34 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
             (entry, None)
         }
     }
+}
+
+/// How the schema of the database `conn` has open differs from the one its recorded `version`
+/// should have, and which version's it has exactly when it is not its own (or there is none).
+/// Answered from the cache when the set and the schema are as they were last time.
+fn drift_of(set: &Set, conn: &rusqlite::Connection, version: Option<&Version>) -> cache::Found {
+    let state = cache::state(conn, version.map(ToString::to_string).as_deref());
+    let mut cache = cache::DriftCache::open(set);
+    if let Some(found) = state.as_ref().ok().and_then(|s| cache.get(s)) {
+        return found.clone();
+    }
+    let Ok(actual) = schema::read(conn) else {
+        return cache::Found::default();
+    };
+    let mut found = cache::Found::default();
+    if let Some(expected) = version.and_then(|v| schema::expected(set, v).ok()) {
+        found.drift = schema::diff(&expected, &actual);
+    }
+    if version.is_none() || !found.drift.is_empty() {
+        found.matches = schema::matching_versions(set, &actual)
+            .first()
+            .map(ToString::to_string);
+    }
+    if let Ok(state) = state {
+        cache.put(state, found.clone());
+        cache.save();
+    }
+    found
 }
 
 /// One selected database after planning: absent, or with a resolved plan.

@@ -468,3 +468,33 @@ fn the_rendered_check_and_plan_read_as_reviewed() {
         tidy(env.run(&["--check", "--format", "json"]).expect(3).stdout())
     );
 }
+
+#[test]
+fn a_damaged_drift_cache_costs_time_not_correctness() {
+    let env = Env::new();
+    env.init_all();
+    env.run(&["--all"]).expect(0);
+    env.run(&["--check"]).expect(0);
+    let folder = env.cache.path().join("aifp-migrate");
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 4, "one cache file per set: {files:?}");
+    for f in &files {
+        std::fs::write(f, b"{ not json").unwrap();
+    }
+    Connection::open(env.db("project"))
+        .unwrap()
+        .execute_batch("ALTER TABLE notes ADD COLUMN by_hand TEXT")
+        .unwrap();
+    let json = env.run(&["--check", "--format", "json"]).expect(0).json();
+    assert_eq!(
+        json["databases"][1]["drift"][0],
+        "table notes: column by_hand not expected (TEXT)"
+    );
+    assert_eq!(json["databases"][0]["drift"].as_array().unwrap().len(), 0);
+    // The rewritten cache answers the same.
+    let again = env.run(&["--check", "--format", "json"]).expect(0).json();
+    assert_eq!(again, json);
+}

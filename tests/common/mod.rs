@@ -24,6 +24,8 @@ pub fn fixture(name: &str) -> PathBuf {
 /// One scenario's world.
 pub struct Env {
     pub tmp: TempDir,
+    /// The tool's cache folder: outside the AIFP world, so it never counts as a change there.
+    pub cache: TempDir,
     pub home: PathBuf,
     pub core_dir: PathBuf,
     pub project: PathBuf,
@@ -48,6 +50,7 @@ impl Env {
         copy_dir(sets, &migrations);
         Env {
             tmp,
+            cache: tempfile::tempdir().unwrap(),
             home,
             core_dir,
             project,
@@ -97,6 +100,7 @@ impl Env {
             .env("HOME", &self.home)
             .env("AIFP_HOME", &self.core_dir)
             .env("AIFP_MIGRATIONS", &self.migrations)
+            .env("XDG_CACHE_HOME", self.cache.path())
             .env_remove("NO_COLOR");
         cmd
     }
