@@ -45,6 +45,18 @@ pub struct Script {
 }
 
 impl Script {
+    /// What the step does, in the words of its first comment line (the bundled scripts open
+    /// with one written for users reading what an update brings).
+    pub fn description(&self) -> Option<&str> {
+        self.sql
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .and_then(|l| l.strip_prefix("--"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+    }
+
     /// The label of the file name (`git_integration`), if it has one.
     pub fn label(&self) -> Option<&str> {
         let stem = self.file.strip_suffix(".sql")?;

@@ -171,6 +171,12 @@ pub struct StepEntry {
     pub from: String,
     pub to: String,
     pub script: String,
+    /// The label of the script's name (`git_integration`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The script's first comment line: what the step does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Where the script is read from (a path, or `<built-in>/…`).
     #[serde(skip)]
     pub origin: String,
@@ -488,6 +494,9 @@ fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
         let took = s.ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
         let script = if with_sql { &s.origin } else { &s.script };
         out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
+        if let Some(d) = &s.description {
+            out.push_str(&format!("        {d}\n"));
+        }
         if with_sql {
             for l in s.sql.lines() {
                 let l = l.trim_end();
