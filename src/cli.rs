@@ -89,6 +89,9 @@ pub struct Cli {
     /// Create the missing per-project databases at their latest version (--db aifp_core for the core)
     #[arg(long)]
     init: bool,
+    /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
+    #[arg(long, value_name = "DIR")]
+    scan: Option<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -172,6 +175,11 @@ impl Cli {
         if self.force && special != Some("--stamp") {
             return usage("--force works only with --stamp");
         }
+        if self.scan.is_some() && !(special == Some("--check") || (special.is_none() && self.all))
+            || self.scan.is_some() && only.is_some()
+        {
+            return usage("--scan DIR goes with --check or --all (and no --db)");
+        }
         Ok(match special {
             Some("--check") => Mode::Check { only },
             Some("--restore") if !self.all && only.is_none() => {
@@ -242,7 +250,9 @@ impl Cli {
                 })?,
         };
         let start = absolute(&cwd, self.project_dir.as_deref().unwrap_or(Path::new(".")));
+        let scan = self.scan.as_deref().map(|d| absolute(&cwd, d));
         Ok(Options {
+            scan,
             mode,
             root,
             core_dir,

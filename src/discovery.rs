@@ -91,9 +91,93 @@ pub fn discover(core_dir: &Path, start: &Path) -> Found {
     }
 }
 
+/// Folders a scan never enters: version control, dependencies and build output.
+const SKIPPED: [&str; 3] = [".git", "node_modules", "target"];
+
+/// `--scan DIR`: the core database, then the three databases of every `.aifp-project` found at or
+/// below `dir` (nested projects included; nothing above `dir`), in path order. Symbolic links
+/// are followed, but no folder is entered twice, so a link loop ends the walk there.
+pub fn scan(core_dir: &Path, dir: &Path) -> Vec<Location> {
+    let mut projects = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    walk(dir, &mut seen, &mut projects);
+    projects.sort();
+    let core = Location {
+        name: DbName::AifpCore,
+        path: Some(core_dir.join(DbName::AifpCore.file_name())),
+    };
+    std::iter::once(core)
+        .chain(projects.into_iter().flat_map(|folder| {
+            DbName::ALL[1..].iter().map(move |&name| Location {
+                name,
+                path: Some(folder.join(name.file_name())),
+            })
+        }))
+        .collect()
+}
+
+fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, found: &mut Vec<PathBuf>) {
+    use std::os::unix::fs::MetadataExt;
+    // Following links, so a folder reached twice (a link loop) has the same device and inode.
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return;
+    };
+    if !meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    children.sort();
+    for child in children {
+        let name = child
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name == PROJECT_FOLDER {
+            if child.is_dir() {
+                found.push(child);
+            }
+        } else if !SKIPPED.contains(&name.as_str()) {
+            walk(&child, seen, found);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scan_finds_nested_projects_skips_dependency_folders_and_survives_link_loops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("work");
+        for dir in [
+            "a/.aifp-project",
+            "a/sub/deeper/.aifp-project",
+            "b/node_modules/dep/.aifp-project",
+            "b/.git/x/.aifp-project",
+            "c/target/.aifp-project",
+            "d",
+        ] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::create_dir_all(tmp.path().join(".aifp-project")).unwrap(); // above: not scanned
+        std::os::unix::fs::symlink(&root, root.join("d/loop")).unwrap();
+        let found: Vec<PathBuf> = scan(Path::new("/core"), &root)
+            .into_iter()
+            .filter(|l| l.name == DbName::Project)
+            .filter_map(|l| l.path)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                root.join("a/.aifp-project/project.db"),
+                root.join("a/sub/deeper/.aifp-project/project.db"),
+            ]
+        );
+    }
 
     #[test]
     fn names_round_trip_and_unknown_names_are_refused() {

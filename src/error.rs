@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::plan::PlanError;
 
 /// The library's error. `Display` is the line printed on stderr.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Usage(String),

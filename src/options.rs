@@ -19,6 +19,8 @@ pub struct Options {
     pub core_dir: PathBuf,
     /// Where the search for `.aifp-project` starts.
     pub start: PathBuf,
+    /// `--scan DIR`: every `.aifp-project` under DIR instead of the nearest one.
+    pub scan: Option<PathBuf>,
     pub format: Format,
     pub verbosity: Verbosity,
 }

@@ -3,6 +3,7 @@
 //! Decide first, then act: every database is opened read-only and its whole plan resolved before
 //! the first write anywhere, so a plan error in any of them writes nothing at all.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::apply;
@@ -43,7 +44,13 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         return Err(Error::ProjectDirMissing(opts.start.clone()));
     }
 
-    let found = discovery::discover(&opts.core_dir, &opts.start);
+    let mut found = discovery::discover(&opts.core_dir, &opts.start);
+    if let Some(dir) = &opts.scan {
+        if !dir.is_dir() {
+            return Err(Error::ProjectDirMissing(dir.clone()));
+        }
+        found.locations = discovery::scan(&opts.core_dir, dir);
+    }
     match &opts.mode {
         Mode::Check { only } => Ok(check(opts, select(&found.locations, *only))),
         Mode::Migrate { only, target, kind } => migrate(
@@ -91,11 +98,37 @@ fn display(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The migration set of each database name the selected locations need, loaded once per run
+/// (a scan may select thousands of databases of the same four kinds).
+fn load_sets(root: &catalog::Root, selected: &[&Location]) -> BTreeMap<DbName, Result<Set, Error>> {
+    let mut sets = BTreeMap::new();
+    for loc in selected {
+        sets.entry(loc.name)
+            .or_insert_with(|| catalog::load(root, loc.name.as_str()));
+    }
+    sets
+}
+
 fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
+    let sets = load_sets(&opts.root, &selected);
+    let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
+        .iter()
+        .map(|(name, set)| {
+            let cache = set
+                .as_ref()
+                .map(cache::DriftCache::open)
+                .unwrap_or_default();
+            (*name, cache)
+        })
+        .collect();
     let (databases, errors): (Vec<_>, Vec<_>) = selected
         .into_iter()
-        .map(|loc| check_one(&opts.root, loc))
+        .map(|loc| {
+            let cache = caches.entry(loc.name).or_default();
+            check_one(loc, &sets[&loc.name], cache)
+        })
         .unzip();
+    caches.values().for_each(cache::DriftCache::save);
     Outcome {
         report: Report::Check { databases },
         errors: errors.into_iter().flatten().collect(),
@@ -103,8 +136,11 @@ fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
 }
 
 /// One database's report entry, and the error line to print for it, if any.
-fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>) {
-    let set = catalog::load(root, loc.name.as_str());
+fn check_one(
+    loc: &Location,
+    set: &Result<Set, Error>,
+    cache: &mut cache::DriftCache,
+) -> (CheckEntry, Option<Error>) {
     let mut entry = CheckEntry {
         name: loc.name.as_str(),
         path: loc.path.as_deref().map(display),
@@ -141,8 +177,8 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
         Ok(State::Missing) => return (entry, None),
         Ok(State::Unversioned { what }) => {
             // Which version it is, if its schema says so exactly: the one to --stamp.
-            if let Ok(set) = &set {
-                entry.matches = drift_of(set, &conn, None).matches;
+            if let Ok(set) = set {
+                entry.matches = drift_of(set, &conn, None, cache).matches;
             }
             let e = Error::Unversioned {
                 path: path.clone(),
@@ -155,14 +191,14 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
     entry.current = Some(current.to_string());
     let set = match set {
         Ok(set) => set,
-        Err(e) => return failed(entry, CheckStatus::Error, e),
+        Err(e) => return failed(entry, CheckStatus::Error, e.clone()),
     };
-    let found = drift_of(&set, &conn, Some(&current));
+    let found = drift_of(set, &conn, Some(&current), cache);
     (entry.drift, entry.matches) = (found.drift, found.matches);
     // A history that cannot be read is no reason to fail a check.
-    entry.changed_scripts = history::changed_scripts(&conn, &set).unwrap_or_default();
-    let steps = plan::resolve(&set, &current, &Target::Latest)
-        .and_then(|latest| plan::chain(&set, &current, &latest));
+    entry.changed_scripts = history::changed_scripts(&conn, set).unwrap_or_default();
+    let steps = plan::resolve(set, &current, &Target::Latest)
+        .and_then(|latest| plan::chain(set, &current, &latest));
     match steps {
         Err(source) => {
             let status = match source {
@@ -187,9 +223,13 @@ fn check_one(root: &catalog::Root, loc: &Location) -> (CheckEntry, Option<Error>
 /// How the schema of the database `conn` has open differs from the one its recorded `version`
 /// should have, and which version's it has exactly when it is not its own (or there is none).
 /// Answered from the cache when the set and the schema are as they were last time.
-fn drift_of(set: &Set, conn: &rusqlite::Connection, version: Option<&Version>) -> cache::Found {
+fn drift_of(
+    set: &Set,
+    conn: &rusqlite::Connection,
+    version: Option<&Version>,
+    cache: &mut cache::DriftCache,
+) -> cache::Found {
     let state = cache::state(conn, version.map(ToString::to_string).as_deref());
-    let mut cache = cache::DriftCache::open(set);
     if let Some(found) = state.as_ref().ok().and_then(|s| cache.get(s)) {
         return found.clone();
     }
@@ -207,22 +247,21 @@ fn drift_of(set: &Set, conn: &rusqlite::Connection, version: Option<&Version>) -
     }
     if let Ok(state) = state {
         cache.put(state, found.clone());
-        cache.save();
     }
     found
 }
 
 /// One selected database after planning: absent, or with a resolved plan.
-enum Selected {
+enum Selected<'s> {
     Missing(DbName, Option<PathBuf>),
-    Planned(Planned),
+    Planned(Planned<'s>),
 }
 
 /// One database's resolved plan, made before anything is written.
-struct Planned {
+struct Planned<'s> {
     name: DbName,
     path: PathBuf,
-    set: Set,
+    set: &'s Set,
     from: Version,
     to: Version,
     steps: Vec<StepEntry>,
@@ -237,10 +276,11 @@ fn migrate(
     kind: RunKind,
 ) -> Result<Outcome, Error> {
     // Phase 1, read-only: every selected database, every rule, before any write anywhere.
+    let sets = load_sets(&opts.root, &selected);
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     for loc in selected {
-        match plan_one(&opts.root, loc, start, only.is_some(), target, kind) {
+        match plan_one(&sets[&loc.name], loc, start, only.is_some(), target, kind) {
             Ok(p) => planned.push(p),
             Err(e) => errors.push(e),
         }
@@ -254,14 +294,14 @@ fn migrate(
 
 /// Resolves one database's plan; `named` is true when the user asked for this database by name,
 /// which makes its absence an error.
-fn plan_one(
-    root: &catalog::Root,
+fn plan_one<'s>(
+    set: &'s Result<Set, Error>,
     loc: &Location,
     start: &Path,
     named: bool,
     target: &Target,
     kind: RunKind,
-) -> Result<Selected, Error> {
+) -> Result<Selected<'s>, Error> {
     let Some(path) = &loc.path else {
         if named {
             return Err(Error::NoProject {
@@ -288,9 +328,9 @@ fn plan_one(
         return Ok(Selected::Missing(loc.name, Some(path.clone())));
     };
     let from = inspect::require_version(&conn, path)?;
-    let set = catalog::load(root, loc.name.as_str())?;
-    let to = plan::resolve(&set, &from, target).map_err(|e| Error::plan(path, e))?;
-    let steps: Vec<StepEntry> = plan::chain(&set, &from, &to)
+    let set = set.as_ref().map_err(Clone::clone)?;
+    let to = plan::resolve(set, &from, target).map_err(|e| Error::plan(path, e))?;
+    let steps: Vec<StepEntry> = plan::chain(set, &from, &to)
         .map_err(|e| Error::plan(path, e))?
         .into_iter()
         .map(step_entry)
@@ -312,7 +352,7 @@ fn plan_one(
 }
 
 /// Phase 2: act on each planned database in the fixed order, stopping at the first failure.
-fn act(selected: Vec<Selected>, target: &Target, kind: RunKind) -> Outcome {
+fn act(selected: Vec<Selected<'_>>, target: &Target, kind: RunKind) -> Outcome {
     let run_id = history::new_run_id();
     let mut failed = false;
     let mut errors = Vec::new();
@@ -347,7 +387,7 @@ fn act(selected: Vec<Selected>, target: &Target, kind: RunKind) -> Outcome {
                 }
                 RunKind::Rehearse => {
                     entry.steps = p.steps;
-                    match rehearse::rehearse(&p.path, &p.set, &target, &run_id) {
+                    match rehearse::rehearse(&p.path, p.set, &target, &run_id) {
                         Ok(r) => {
                             entry.status = if r.result.is_ok() {
                                 RunStatus::WouldSucceed
@@ -374,7 +414,7 @@ fn act(selected: Vec<Selected>, target: &Target, kind: RunKind) -> Outcome {
                     entry.status = RunStatus::Skipped;
                     entry.to = entry.from.clone();
                 }
-                RunKind::Real => match apply::migrate(&p.path, &p.set, &target, &run_id, true) {
+                RunKind::Real => match apply::migrate(&p.path, p.set, &target, &run_id, true) {
                     Ok(done) => {
                         entry.status = if done.steps.is_empty() {
                             RunStatus::Current
