@@ -1,0 +1,90 @@
+//! `--scan DIR`: every project below a folder in one report, through the real binary.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Makes `dir/.aifp-project/project.db` at v1.0 from the bundled initial schema.
+fn project_at(env: &Env, dir: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join(".aifp-project")).unwrap();
+    let db = dir.join(".aifp-project/project.db");
+    let sql =
+        std::fs::read_to_string(env.migrations.join("project/v1.0_initial_schema.sql")).unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&sql)
+        .unwrap();
+    db
+}
+
+#[test]
+fn scan_finds_nested_projects_and_skips_the_folders_above_and_dependency_folders() {
+    let env = Env::new();
+    env.init_db("project"); // the project around the scanned folder: above it, not scanned
+    let work = env.project.join("work");
+    let a = project_at(&env, &work.join("a"));
+    let nested = project_at(&env, &work.join("a/packages/inner"));
+    let b = project_at(&env, &work.join("b"));
+    let hidden = project_at(&env, &work.join("b/node_modules/dep"));
+    std::fs::create_dir_all(work.join("c")).unwrap();
+    std::os::unix::fs::symlink(&work, work.join("c/loop")).unwrap();
+
+    let scan = work.display().to_string();
+    let before = env.files();
+    let json = env
+        .run(&["--check", "--scan", &scan, "--format", "json"])
+        .expect(3)
+        .json();
+    assert!(env.files() == before, "--check --scan changed a file");
+    let paths: Vec<String> = json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["name"] == "project")
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = [&a, &nested, &b]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(paths, expected);
+    assert_eq!(json["databases"][0]["name"], "aifp_core");
+
+    env.run(&["--all", "--scan", &scan]).expect(0);
+    for db in [&a, &nested, &b] {
+        assert_eq!(version(db), "1.2", "{}", db.display());
+    }
+    assert_eq!(
+        version(&hidden),
+        "1.0",
+        "a project inside node_modules was migrated"
+    );
+    assert_eq!(
+        version(&env.db("project")),
+        "1.0",
+        "the project above the scan was migrated"
+    );
+    env.run(&["--check", "--scan", &scan]).expect(0);
+}
+
+#[test]
+fn scan_needs_check_or_all_and_an_existing_folder() {
+    let env = Env::new();
+    for args in [
+        &["--scan", "."][..],
+        &["--db", "project", "--scan", "."],
+        &["--verify", "--scan", "."],
+    ] {
+        assert_eq!(env.run(args).code(), 2, "{args:?}");
+    }
+    let run = env
+        .run(&["--check", "--scan", "/nonexistent/folder"])
+        .expect(1);
+    assert!(
+        run.stderr().contains("/nonexistent/folder"),
+        "{}",
+        run.stderr()
+    );
+}
