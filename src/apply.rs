@@ -7,6 +7,7 @@
 //! `PRAGMA foreign_key_check`. Any failure rolls the whole transaction back.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -17,6 +18,7 @@ use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, classify, State};
 use crate::plan::{self, Target};
+use crate::progress::{Reporter, Unit};
 use crate::sql;
 use crate::version::Version;
 
@@ -49,6 +51,7 @@ pub fn migrate(
     target: &Target,
     run_id: &str,
     take_backup: bool,
+    progress: &Reporter,
 ) -> Result<Applied, Error> {
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
@@ -74,26 +77,27 @@ pub fn migrate(
     let backup = if take_backup {
         // We hold the write lock: any unfinished backup beside the database is a dead run's.
         backup::remove_leftovers(path);
-        Some(backup::take(path)?)
+        Some(backup::take(path, progress)?)
     } else {
         None
     };
-    let outcome = match run_steps(&tx, path, &steps, run_id, backup.as_deref()).and_then(|done| {
-        integrity(&tx, path, "before COMMIT")?;
-        Ok(done)
-    }) {
-        Ok(done) => tx
-            .commit()
-            .map(|()| done)
-            .map_err(|e| match classify(path, e) {
-                Error::Sqlite { path, message } => Error::CommitFailed { path, message },
-                other => other,
-            }),
-        Err(e) => {
-            drop(tx); // rolls the transaction back
-            Err(e)
-        }
-    };
+    let outcome =
+        match run_steps(&tx, path, &steps, run_id, backup.as_deref(), progress).and_then(|done| {
+            integrity(&tx, path, "before COMMIT")?;
+            Ok(done)
+        }) {
+            Ok(done) => tx
+                .commit()
+                .map(|()| done)
+                .map_err(|e| match classify(path, e) {
+                    Error::Sqlite { path, message } => Error::CommitFailed { path, message },
+                    other => other,
+                }),
+            Err(e) => {
+                drop(tx); // rolls the transaction back
+                Err(e)
+            }
+        };
     match outcome {
         Ok(steps) => Ok(Applied {
             from,
@@ -121,6 +125,37 @@ fn run_steps(
     steps: &[&Script],
     run_id: &str,
     backup: Option<&Path>,
+    progress: &Reporter,
+) -> Result<Vec<StepDone>, Error> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let (first, last) = (steps.first(), steps.last());
+    let label = match (first, last) {
+        (Some(a), Some(b)) => format!("migrating {name} {} -> {}", a.from, b.to),
+        _ => format!("migrating {name}"),
+    };
+    progress.begin(&label, steps.len() as u64, Unit::Steps);
+    // A long statement (an index over a million rows) still gets to redraw the bar.
+    let ticker = Arc::clone(progress);
+    conn.progress_handler(
+        100_000,
+        Some(move || {
+            ticker.tick();
+            false
+        }),
+    );
+    let done = run_each(conn, path, steps, run_id, backup, progress);
+    conn.progress_handler(0, None::<fn() -> bool>);
+    progress.end();
+    done
+}
+
+fn run_each(
+    conn: &Connection,
+    path: &Path,
+    steps: &[&Script],
+    run_id: &str,
+    backup: Option<&Path>,
+    progress: &Reporter,
 ) -> Result<Vec<StepDone>, Error> {
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
@@ -155,6 +190,7 @@ fn run_steps(
             sha256,
             took,
         });
+        progress.set(done.len() as u64);
     }
     Ok(done)
 }
@@ -320,7 +356,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         Ok(State::Versioned(v)) => Some(v.to_string()),
         _ => None,
     };
-    let backup = backup::take(path)?;
+    let backup = backup::take(path, &crate::progress::silent())?;
     let entry = history::Entry {
         run_id,
         direction: "stamp",
@@ -383,9 +419,11 @@ fn write_new_database(built: &Connection, tmp: &Path) -> Result<(), Error> {
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::io(tmp, &e))?;
-    backup::copy_into(built, tmp).map_err(|message| Error::Sqlite {
-        path: tmp.to_path_buf(),
-        message,
+    backup::copy_into(built, tmp, &crate::progress::silent(), "").map_err(|message| {
+        Error::Sqlite {
+            path: tmp.to_path_buf(),
+            message,
+        }
     })?;
     // Closing the only connection checkpoints the WAL into the file before it gets its name.
     let conn = inspect::open(tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)?;

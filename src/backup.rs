@@ -12,16 +12,18 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Error;
+use crate::progress::{Reporter, Unit};
 
 /// Copies the database at `db_path` to a new backup file; returns its path.
 ///
 /// Call it while holding the write lock and before writing: SQLite refuses to back up through a
 /// connection in a write transaction, so the copy is read through a second, read-only connection,
 /// which then sees exactly the last committed state (`-wal` included) and nothing can change it.
-pub fn take(db_path: &Path) -> Result<PathBuf, Error> {
+pub fn take(db_path: &Path, progress: &Reporter) -> Result<PathBuf, Error> {
     let src = crate::inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let name = db_path.file_name().unwrap_or_default().to_string_lossy();
     write_new(db_path, |tmp| {
-        copy_into(&src, tmp)?;
+        copy_into(&src, tmp, progress, &format!("backing up {name}"))?;
         check_copy(tmp)
     })
 }
@@ -130,19 +132,46 @@ pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Writes a complete, synced copy of the database `src` into the empty file `tmp`.
-pub fn copy_into(src: &Connection, tmp: &Path) -> Result<(), String> {
+/// Pages copied per step of a backup: about 4 MiB with 4 KiB pages, between two progress reports.
+const PAGES_PER_STEP: i32 = 1024;
+
+/// Writes a complete, synced copy of the database `src` into the empty file `tmp`, reporting
+/// bytes copied as `label`.
+pub fn copy_into(
+    src: &Connection,
+    tmp: &Path,
+    progress: &Reporter,
+    label: &str,
+) -> Result<(), String> {
+    let page = |pragma: &str| -> Result<u64, String> {
+        src.query_row(pragma, [], |r| r.get::<_, i64>(0))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(|e| e.to_string())
+    };
+    let page_size = page("PRAGMA page_size")?;
+    progress.begin(label, page("PRAGMA page_count")? * page_size, Unit::Bytes);
     {
         // A 0-byte file is a valid empty database, so it opens without CREATE.
         let mut dst = Connection::open_with_flags(tmp, OpenFlags::SQLITE_OPEN_READ_WRITE)
             .map_err(|e| e.to_string())?;
         let backup = Backup::new(src, &mut dst).map_err(|e| e.to_string())?;
-        // One step of all pages: a single consistent snapshot.
-        match backup.step(-1).map_err(|e| e.to_string())? {
-            StepResult::Done => {}
-            other => return Err(format!("the copy did not complete ({other:?})")),
+        // Step by step, yet one consistent snapshot: should another connection write to the
+        // source in between, SQLite restarts the copy (and while migrating we hold its lock).
+        loop {
+            let step = backup.step(PAGES_PER_STEP).map_err(|e| e.to_string())?;
+            let p = backup.progress();
+            progress.set(u64::try_from(p.pagecount - p.remaining).unwrap_or(0) * page_size);
+            match step {
+                StepResult::Done => break,
+                StepResult::More => {}
+                other => {
+                    progress.end();
+                    return Err(format!("the copy did not complete ({other:?})"));
+                }
+            }
         }
     }
+    progress.end();
     let file = fs::File::open(tmp).map_err(|e| e.to_string())?;
     file.sync_all().map_err(|e| e.to_string())
 }

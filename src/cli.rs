@@ -2,8 +2,12 @@
 //!
 //! This is the only module that knows clap, reads the environment, or prints.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use clap::{Parser, ValueEnum};
 
@@ -12,6 +16,7 @@ use crate::discovery::DbName;
 use crate::error::Error;
 use crate::options::{Format, Mode, Options, RunKind, Verbosity};
 use crate::plan::Target;
+use crate::progress::{Progress, Reporter, Unit};
 use crate::run::Outcome;
 
 const DB_NAMES: [&str; 4] = [
@@ -92,11 +97,24 @@ pub struct Cli {
     /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
     #[arg(long, value_name = "DIR")]
     scan: Option<PathBuf>,
+    /// Print a completion script for SHELL (bash, zsh or fish) and exit
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    completions: Option<ShellArg>,
+    /// Print the man page (roff) and exit
+    #[arg(long, exclusive = true)]
+    man: bool,
 }
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 done (for --check: nothing pending), 1 failure (for --check: a database is ahead,
 unversioned or in error), 2 usage error, 3 --check found pending migrations and nothing worse.";
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FormatArg {
@@ -105,6 +123,28 @@ enum FormatArg {
 }
 
 impl Cli {
+    /// The completion script or man page asked for with --completions or --man, generated from
+    /// this very definition, so it never falls behind the flags.
+    pub fn generated(&self) -> Option<Vec<u8>> {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let mut out = Vec::new();
+        if let Some(shell) = self.completions {
+            let shell = match shell {
+                ShellArg::Bash => clap_complete::Shell::Bash,
+                ShellArg::Zsh => clap_complete::Shell::Zsh,
+                ShellArg::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut cmd, "aifp-migrate", &mut out);
+            return Some(out);
+        }
+        if self.man {
+            clap_mangen::Man::new(cmd).render(&mut out).ok()?;
+            return Some(out);
+        }
+        None
+    }
+
     /// The one mode the flags ask for, with every flag that needs another checked.
     fn mode(&self, cwd: &Path) -> Result<Mode, Error> {
         let usage = |m: &str| Err(Error::Usage(format!("{m}; see aifp-migrate --help")));
@@ -292,13 +332,22 @@ fn absolute(cwd: &Path, dir: &Path) -> PathBuf {
 pub fn print(outcome: &Outcome, opts: &Options) -> u8 {
     let text = match opts.format {
         Format::Json => outcome.report.to_json(),
-        Format::Text => outcome.report.to_text(opts.verbosity),
+        Format::Text => outcome.report.to_text(opts.verbosity, colour()),
     };
     write_out(&text);
     for e in &outcome.errors {
         print_error(e);
     }
     outcome.report.exit_code()
+}
+
+/// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
+fn colour() -> bool {
+    std::io::stdout().is_terminal() && colour_allowed()
+}
+
+fn colour_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// One line per error on stderr.
@@ -312,4 +361,88 @@ pub fn print_error(e: &Error) {
 /// Writes to stdout; a closed pipe (`aifp-migrate --check | head`) is not an error.
 fn write_out(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// How a run shows progress: bars on stderr when it is a terminal, never in JSON or with -q.
+pub fn progress(opts: &Options) -> Reporter {
+    let wanted = std::io::stderr().is_terminal()
+        && opts.format == Format::Text
+        && opts.verbosity != Verbosity::Quiet;
+    if wanted {
+        Arc::new(Bars::default())
+    } else {
+        crate::progress::silent()
+    }
+}
+
+/// Work shorter than this never shows a bar.
+const SHOW_AFTER: Duration = Duration::from_millis(500);
+
+/// indicatif bars, drawn only once a phase has run for half a second.
+#[derive(Default)]
+struct Bars {
+    current: Mutex<Option<Phase>>,
+}
+
+struct Phase {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+}
+
+impl Bars {
+    fn with_phase(&self, f: impl FnOnce(&mut Phase)) {
+        if let Ok(mut guard) = self.current.lock() {
+            if let Some(phase) = guard.as_mut() {
+                if !phase.shown && phase.started.elapsed() >= SHOW_AFTER {
+                    phase.bar.set_draw_target(ProgressDrawTarget::stderr());
+                    phase.shown = true;
+                }
+                f(phase);
+            }
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn begin(&self, label: &str, total: u64, unit: Unit) {
+        let bar_style = if colour_allowed() {
+            "{bar:30.cyan/blue}"
+        } else {
+            "{bar:30}"
+        };
+        let counts = match unit {
+            Unit::Bytes => "{bytes}/{total_bytes}",
+            Unit::Steps => "step {pos}/{len}",
+        };
+        let template = format!("{{msg}} {bar_style} {counts} {{elapsed}}");
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(label.to_string());
+        if let Ok(mut guard) = self.current.lock() {
+            *guard = Some(Phase {
+                bar,
+                started: Instant::now(),
+                shown: false,
+            });
+        }
+    }
+
+    fn set(&self, done: u64) {
+        self.with_phase(|p| p.bar.set_position(done));
+    }
+
+    fn tick(&self) {
+        self.with_phase(|p| p.bar.tick());
+    }
+
+    fn end(&self) {
+        if let Ok(mut guard) = self.current.lock() {
+            if let Some(phase) = guard.take() {
+                phase.bar.finish_and_clear();
+            }
+        }
+    }
 }

@@ -21,6 +21,9 @@ pub enum Error {
     #[error("project folder {0} does not exist: pass an existing folder with --project-dir")]
     ProjectDirMissing(PathBuf),
 
+    #[error("folder {0} does not exist: pass an existing folder to --scan")]
+    ScanDirMissing(PathBuf),
+
     #[error("{root}: no migration set for {db} (expected a folder {db}/ there): add it, or point --migrations at a complete set")]
     NoSet { root: String, db: String },
 

@@ -18,6 +18,7 @@ pub mod history;
 pub mod inspect;
 pub mod options;
 pub mod plan;
+pub mod progress;
 pub mod rehearse;
 pub mod report;
 pub mod restore;

@@ -16,9 +16,14 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let result = cli
-        .into_options()
-        .and_then(|opts| aifp_migrate::run(&opts).map(|outcome| cli::print(&outcome, &opts)));
+    if let Some(text) = cli.generated() {
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &text);
+        return ExitCode::SUCCESS;
+    }
+    let result = cli.into_options().and_then(|opts| {
+        let progress = cli::progress(&opts);
+        aifp_migrate::run(&opts, &progress).map(|outcome| cli::print(&outcome, &opts))
+    });
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

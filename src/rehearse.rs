@@ -14,6 +14,7 @@ use crate::catalog::Set;
 use crate::error::Error;
 use crate::inspect;
 use crate::plan::Target;
+use crate::progress::Reporter;
 use crate::schema;
 
 /// What a rehearsal found.
@@ -31,7 +32,13 @@ pub struct Rehearsal {
 }
 
 /// Rehearses bringing the database at `path` to `target`.
-pub fn rehearse(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result<Rehearsal, Error> {
+pub fn rehearse(
+    path: &Path,
+    set: &Set,
+    target: &Target,
+    run_id: &str,
+    progress: &Reporter,
+) -> Result<Rehearsal, Error> {
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let needed = size(path) + size(Path::new(&format!("{}-wal", path.display())));
     let dir = tempfile::Builder::new()
@@ -59,11 +66,18 @@ pub fn rehearse(path: &Path, set: &Set, target: &Target, run_id: &str) -> Result
     backup::create_like(path, &copy).map_err(copy_err)?;
     // Read as the checks read: nothing may appear beside the real database.
     let src = inspect::open_for_reading(path)?;
-    backup::copy_into(&src, &copy).map_err(copy_err)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    backup::copy_into(
+        &src,
+        &copy,
+        progress,
+        &format!("copying {name} for the rehearsal"),
+    )
+    .map_err(copy_err)?;
     drop(src);
 
     let real = path.display().to_string();
-    let result = apply::migrate(&copy, set, target, run_id, false)
+    let result = apply::migrate(&copy, set, target, run_id, false, progress)
         .map_err(|e| e.to_string().replace(&copy.display().to_string(), &real));
     let after = inspect::open(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let objects: Vec<String> = after

@@ -224,8 +224,8 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// The text report; `Quiet` leaves only what changed on disk (backups, migrations).
-    pub fn to_text(&self, verbosity: Verbosity) -> String {
+    /// The text report; `Quiet` leaves only what changed on disk; `colour` paints statuses.
+    pub fn to_text(&self, verbosity: Verbosity, colour: bool) -> String {
         let mut out = String::new();
         match self {
             Report::Check { databases } => {
@@ -246,6 +246,7 @@ impl Report {
                         &version,
                         status_word(d.status),
                         d.path.as_deref(),
+                        colour,
                     );
                     // An error's own line goes to stderr; here the status says enough.
                     steps(&mut out, &d.pending, false);
@@ -319,7 +320,7 @@ impl Report {
                         (RunStatus::Exists, _, _) => "exists, left alone".to_string(),
                         (s, _, _) => format!("{s:?}").to_lowercase(),
                     };
-                    line(&mut out, d.name, "", &what, d.path.as_deref());
+                    line(&mut out, d.name, "", &what, d.path.as_deref(), colour);
                     if let Some(b) = &d.backup {
                         out.push_str(&format!("    backup {b}\n"));
                     } else if d.status == RunStatus::Planned {
@@ -478,15 +479,48 @@ fn status_word(s: CheckStatus) -> &'static str {
     }
 }
 
-fn line(out: &mut String, name: &str, version: &str, status: &str, path: Option<&str>) {
+fn line(
+    out: &mut String,
+    name: &str,
+    version: &str,
+    status: &str,
+    path: Option<&str>,
+    colour: bool,
+) {
     let path = path.unwrap_or("(no .aifp-project folder found)");
-    let cells = if version.is_empty() {
-        format!("{name:<17} {status:<30} {path}")
+    // Padded first, painted after, so the colour codes do not upset the columns.
+    let status = if version.is_empty() {
+        format!("{status:<30}")
     } else {
-        format!("{name:<17} {version:<12} {status:<16} {path}")
+        format!("{status:<16}")
+    };
+    let status = paint(&status, colour);
+    let cells = if version.is_empty() {
+        format!("{name:<17} {status} {path}")
+    } else {
+        format!("{name:<17} {version:<12} {status} {path}")
     };
     out.push_str(cells.trim_end());
     out.push('\n');
+}
+
+/// A status in the colour of what it means: green done, yellow to do, red wrong, dim absent.
+fn paint(status: &str, colour: bool) -> String {
+    let word = status.split_whitespace().next().unwrap_or("");
+    let code = match word {
+        _ if status.contains("WOULD FAIL") => "31",
+        "current" | "migrated" | "created" | "stamped" | "rehearsed" => "32",
+        "pending" | "would" => "33",
+        "failed" | "error" | "ahead" | "unversioned" => "31",
+        "missing" | "skipped" | "exists" => "2",
+        _ => "",
+    };
+    if !colour || code.is_empty() {
+        return status.to_string();
+    }
+    let trimmed = status.trim_end();
+    let pad = &status[trimmed.len()..];
+    format!("\u{1b}[{code}m{trimmed}\u{1b}[0m{pad}")
 }
 
 fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {

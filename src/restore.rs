@@ -105,7 +105,10 @@ fn save_current(db_path: &Path, source: &Path) -> Result<(Option<String>, Option
                 Ok(State::Versioned(v)) => Some(v.to_string()),
                 _ => None,
             };
-            Ok((before, Some(backup::take(db_path)?)))
+            Ok((
+                before,
+                Some(backup::take(db_path, &crate::progress::silent())?),
+            ))
         }
         Err(_) => {
             // Damaged, empty or not a database: keep its bytes, then give SQLite an empty file

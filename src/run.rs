@@ -16,6 +16,7 @@ use crate::history;
 use crate::inspect::{self, State};
 use crate::options::{Mode, Options, RunKind};
 use crate::plan::{self, Target};
+use crate::progress::Reporter;
 use crate::rehearse;
 use crate::report::{
     BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
@@ -33,8 +34,8 @@ pub struct Outcome {
     pub errors: Vec<Error>,
 }
 
-/// Runs the mode `opts` asks for.
-pub fn run(opts: &Options) -> Result<Outcome, Error> {
+/// Runs the mode `opts` asks for, telling `progress` how long work goes.
+pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     if let catalog::Root::Dir(dir) = &opts.root {
         if !dir.is_dir() {
             return Err(Error::MigrationsRootMissing(dir.clone()));
@@ -47,7 +48,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let mut found = discovery::discover(&opts.core_dir, &opts.start);
     if let Some(dir) = &opts.scan {
         if !dir.is_dir() {
-            return Err(Error::ProjectDirMissing(dir.clone()));
+            return Err(Error::ScanDirMissing(dir.clone()));
         }
         found.locations = discovery::scan(&opts.core_dir, dir);
     }
@@ -60,6 +61,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             *only,
             target,
             *kind,
+            progress,
         ),
         Mode::Restore {
             only: Some(name),
@@ -274,6 +276,7 @@ fn migrate(
     only: Option<DbName>,
     target: &Target,
     kind: RunKind,
+    progress: &Reporter,
 ) -> Result<Outcome, Error> {
     // Phase 1, read-only: every selected database, every rule, before any write anywhere.
     let sets = load_sets(&opts.root, &selected);
@@ -286,7 +289,7 @@ fn migrate(
         }
     }
     match errors.len() {
-        0 => Ok(act(planned, target, kind)),
+        0 => Ok(act(planned, target, kind, progress)),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
     }
@@ -352,7 +355,12 @@ fn plan_one<'s>(
 }
 
 /// Phase 2: act on each planned database in the fixed order, stopping at the first failure.
-fn act(selected: Vec<Selected<'_>>, target: &Target, kind: RunKind) -> Outcome {
+fn act(
+    selected: Vec<Selected<'_>>,
+    target: &Target,
+    kind: RunKind,
+    progress: &Reporter,
+) -> Outcome {
     let run_id = history::new_run_id();
     let mut failed = false;
     let mut errors = Vec::new();
@@ -387,7 +395,7 @@ fn act(selected: Vec<Selected<'_>>, target: &Target, kind: RunKind) -> Outcome {
                 }
                 RunKind::Rehearse => {
                     entry.steps = p.steps;
-                    match rehearse::rehearse(&p.path, p.set, &target, &run_id) {
+                    match rehearse::rehearse(&p.path, p.set, &target, &run_id, progress) {
                         Ok(r) => {
                             entry.status = if r.result.is_ok() {
                                 RunStatus::WouldSucceed
@@ -414,25 +422,27 @@ fn act(selected: Vec<Selected<'_>>, target: &Target, kind: RunKind) -> Outcome {
                     entry.status = RunStatus::Skipped;
                     entry.to = entry.from.clone();
                 }
-                RunKind::Real => match apply::migrate(&p.path, p.set, &target, &run_id, true) {
-                    Ok(done) => {
-                        entry.status = if done.steps.is_empty() {
-                            RunStatus::Current
-                        } else {
-                            RunStatus::Migrated
-                        };
-                        entry.from = Some(done.from.to_string());
-                        entry.to = Some(done.to.to_string());
-                        entry.backup = done.backup.as_deref().map(display);
-                        entry.steps = done.steps.iter().map(done_entry).collect();
+                RunKind::Real => {
+                    match apply::migrate(&p.path, p.set, &target, &run_id, true, progress) {
+                        Ok(done) => {
+                            entry.status = if done.steps.is_empty() {
+                                RunStatus::Current
+                            } else {
+                                RunStatus::Migrated
+                            };
+                            entry.from = Some(done.from.to_string());
+                            entry.to = Some(done.to.to_string());
+                            entry.backup = done.backup.as_deref().map(display);
+                            entry.steps = done.steps.iter().map(done_entry).collect();
+                        }
+                        Err(e) => {
+                            failed = true;
+                            entry.status = RunStatus::Failed;
+                            entry.error = Some(e.to_string());
+                            errors.push(e);
+                        }
                     }
-                    Err(e) => {
-                        failed = true;
-                        entry.status = RunStatus::Failed;
-                        entry.error = Some(e.to_string());
-                        errors.push(e);
-                    }
-                },
+                }
             }
             entry
         })
