@@ -1,0 +1,145 @@
+//! `--check`: a read-only report of every database, with drift answered from the cache.
+
+use super::*;
+
+pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
+    let sets = load_sets(&opts.root, &selected);
+    let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
+        .iter()
+        .map(|(name, set)| {
+            let cache = set
+                .as_ref()
+                .map(cache::DriftCache::open)
+                .unwrap_or_default();
+            (*name, cache)
+        })
+        .collect();
+    let (databases, errors): (Vec<_>, Vec<_>) = selected
+        .into_iter()
+        .map(|loc| {
+            let cache = caches.entry(loc.name).or_default();
+            check_one(loc, &sets[&loc.name], cache)
+        })
+        .unzip();
+    caches.values().for_each(cache::DriftCache::save);
+    Outcome {
+        report: Report::Check { databases },
+        errors: errors.into_iter().flatten().collect(),
+    }
+}
+
+/// One database's report entry, and the error line to print for it, if any.
+fn check_one(
+    loc: &Location,
+    set: &Result<Set, Error>,
+    cache: &mut cache::DriftCache,
+) -> (CheckEntry, Option<Error>) {
+    let mut entry = CheckEntry {
+        name: loc.name.as_str(),
+        path: loc.path.as_deref().map(display),
+        status: CheckStatus::Missing,
+        current: None,
+        latest: set
+            .as_ref()
+            .ok()
+            .and_then(Set::latest)
+            .map(ToString::to_string),
+        pending: Vec::new(),
+        drift: Vec::new(),
+        matches: None,
+        changed_scripts: Vec::new(),
+        error: None,
+    };
+    let Some(path) = &loc.path else {
+        return (entry, None);
+    };
+    let failed = |mut entry: CheckEntry, status, e: Error| {
+        entry.status = status;
+        if status == CheckStatus::Error {
+            entry.error = Some(e.to_string());
+        }
+        (entry, Some(e))
+    };
+    let conn = match in_folder(loc.name, path).and_then(|()| inspect::open_existing(path)) {
+        Err(e) => return failed(entry, CheckStatus::Error, e),
+        Ok(None) => return (entry, None),
+        Ok(Some(conn)) => conn,
+    };
+    let current = match inspect::read_version(&conn, path) {
+        Err(e) => return failed(entry, CheckStatus::Error, e),
+        Ok(State::Missing) => return (entry, None),
+        Ok(State::Unversioned { what }) => {
+            // Which version it is, if its schema says so exactly: the one to --stamp.
+            if let Ok(set) = set {
+                entry.matches = drift_of(set, &conn, None, cache).matches;
+            }
+            let e = Error::Unversioned {
+                path: path.clone(),
+                what,
+            };
+            return failed(entry, CheckStatus::Unversioned, e);
+        }
+        Ok(State::Versioned(v)) => v,
+    };
+    entry.current = Some(current.to_string());
+    let set = match set {
+        Ok(set) => set,
+        Err(e) => return failed(entry, CheckStatus::Error, e.clone()),
+    };
+    let found = drift_of(set, &conn, Some(&current), cache);
+    (entry.drift, entry.matches) = (found.drift, found.matches);
+    // A history that cannot be read is no reason to fail a check.
+    entry.changed_scripts = history::changed_scripts(&conn, set).unwrap_or_default();
+    let steps = plan::resolve(set, &current, &Target::Latest)
+        .and_then(|latest| plan::chain(set, &current, &latest));
+    match steps {
+        Err(source) => {
+            let status = match source {
+                plan::PlanError::Ahead { .. } => CheckStatus::Ahead,
+                _ => CheckStatus::Error,
+            };
+            let e = Error::plan(path, source);
+            failed(entry, status, e)
+        }
+        Ok(steps) => {
+            entry.pending = steps.into_iter().map(step_entry).collect();
+            entry.status = if entry.pending.is_empty() {
+                CheckStatus::Current
+            } else {
+                CheckStatus::Pending
+            };
+            (entry, None)
+        }
+    }
+}
+
+/// How the schema of the database `conn` has open differs from the one its recorded `version`
+/// should have, and which version's it has exactly when it is not its own (or there is none).
+/// Answered from the cache when the set and the schema are as they were last time.
+fn drift_of(
+    set: &Set,
+    conn: &rusqlite::Connection,
+    version: Option<&Version>,
+    cache: &mut cache::DriftCache,
+) -> cache::Found {
+    let state = cache::state(conn, version.map(ToString::to_string).as_deref());
+    if let Some(found) = state.as_ref().ok().and_then(|s| cache.get(s)) {
+        return found.clone();
+    }
+    let Ok(actual) = schema::read(conn) else {
+        return cache::Found::default();
+    };
+    let mut found = cache::Found::default();
+    if let Some(expected) = version.and_then(|v| schema::expected(set, v).ok()) {
+        found.drift = schema::diff(&expected, &actual);
+    }
+    if version.is_none() || !found.drift.is_empty() {
+        found.matches = schema::matching_versions(set, &actual)
+            .first()
+            .map(ToString::to_string);
+    }
+    if let Ok(state) = state {
+        cache.put(state, found.clone());
+    }
+    found
+}

@@ -1,0 +1,146 @@
+//! One run of the tool: discover, inspect, plan every selected database, then act (or only report).
+//!
+//! Decide first, then act: every database is opened read-only and its whole plan resolved before
+//! the first write anywhere, so a plan error in any of them writes nothing at all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::apply;
+use crate::backup;
+use crate::cache;
+use crate::catalog::{self, Script, Set};
+use crate::discovery::{self, DbName, Location};
+use crate::error::Error;
+use crate::history;
+use crate::inspect::{self, State};
+use crate::options::{Mode, Options, RunKind};
+use crate::plan::{self, Target};
+use crate::progress::Reporter;
+use crate::rehearse;
+use crate::report::{
+    BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
+    RunStatus, StepEntry, VerifyEntry,
+};
+use crate::restore;
+use crate::schema;
+use crate::verify;
+use crate::version::Version;
+
+mod backups;
+mod check;
+mod know;
+mod migrate;
+
+/// The report of a run, and the error lines that go to stderr beside it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    pub errors: Vec<Error>,
+}
+
+/// Runs the mode `opts` asks for, telling `progress` how long work goes.
+pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
+    if let catalog::Root::Dir(dir) = &opts.root {
+        if !dir.is_dir() {
+            return Err(Error::MigrationsRootMissing(dir.clone()));
+        }
+    }
+    if !opts.start.is_dir() {
+        return Err(Error::ProjectDirMissing(opts.start.clone()));
+    }
+
+    let mut found = discovery::discover(&opts.core_dir, &opts.start);
+    if let Some(dir) = &opts.scan {
+        if !dir.is_dir() {
+            return Err(Error::ScanDirMissing(dir.clone()));
+        }
+        found.locations = discovery::scan(&opts.core_dir, dir);
+    }
+    match &opts.mode {
+        Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only))),
+        Mode::Migrate { only, target, kind } => migrate::migrate(
+            opts,
+            &found.start,
+            select(&found.locations, *only),
+            *only,
+            target,
+            *kind,
+            progress,
+        ),
+        Mode::Restore {
+            only: Some(name),
+            from,
+        } => backups::restore_one(&found, *name, from.as_deref()),
+        Mode::Restore { only: None, .. } => backups::restore_last_run(&found),
+        Mode::ListBackups { only } => backups::list_backups(select(&found.locations, *only)),
+        Mode::PruneBackups { only, keep } => {
+            backups::prune_backups(select(&found.locations, *only), *keep)
+        }
+        Mode::Verify { only } => know::verify_sets(&opts.root, *only),
+        Mode::Stamp { db, version, force } => know::stamp(&opts.root, &found, *db, version, *force),
+        Mode::Init { only } => know::init(opts, &found, *only),
+    }
+}
+
+pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {
+    locations
+        .iter()
+        .filter(|l| only.is_none_or(|n| n == l.name))
+        .collect()
+}
+
+pub(super) fn step_entry(s: &Script) -> StepEntry {
+    StepEntry {
+        from: s.from.to_string(),
+        to: s.to.to_string(),
+        script: s.file.clone(),
+        label: s.label().map(str::to_string),
+        description: s.description().map(str::to_string),
+        origin: s.origin.clone(),
+        sql: s.sql.clone(),
+        ms: None,
+    }
+}
+
+pub(super) fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The migration set of each database name the selected locations need, loaded once per run
+/// (a scan may select thousands of databases of the same four kinds).
+pub(super) fn load_sets(
+    root: &catalog::Root,
+    selected: &[&Location],
+) -> BTreeMap<DbName, Result<Set, Error>> {
+    let mut sets = BTreeMap::new();
+    for loc in selected {
+        sets.entry(loc.name)
+            .or_insert_with(|| catalog::load(root, loc.name.as_str()));
+    }
+    sets
+}
+
+/// The core database's folder comes from AIFP_HOME, which may name a file by mistake (the
+/// project folder is found as a directory, so only the core one can be wrong this way).
+pub(super) fn in_folder(name: DbName, path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(dir) if name == DbName::AifpCore && dir.exists() && !dir.is_dir() => {
+            Err(Error::CoreDirNotAFolder(dir.to_path_buf()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The path of a database asked for by name; outside a project the per-project ones have none.
+pub(super) fn named_path(found: &discovery::Found, name: DbName) -> Result<PathBuf, Error> {
+    found
+        .locations
+        .iter()
+        .find(|l| l.name == name)
+        .and_then(|l| l.path.clone())
+        .ok_or_else(|| Error::NoProject {
+            db: name.as_str().to_string(),
+            start: display(&found.start),
+        })
+}
