@@ -9,6 +9,16 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
 /// A parsed schema version such as `1.2`.
+///
+/// ```
+/// use aifp_migrate::version::Version;
+///
+/// let v = |s: &str| s.parse::<Version>().unwrap();
+/// assert!(v("1.10") > v("1.9"));
+/// assert_eq!(v("1"), v("1.0"));
+/// assert_eq!(v("1.0").to_string(), "1.0");
+/// assert!("v1.0".parse::<Version>().is_err());
+/// ```
 #[derive(Debug, Clone)]
 pub struct Version {
     parts: Box<[u64]>,
