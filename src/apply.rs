@@ -319,29 +319,15 @@ pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), E
 fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
     // The check itself fails when a schema the script left makes a foreign key meaningless
     // (a parent without the key it names): that is the script's failure too.
-    let sqlite = |e: rusqlite::Error| Error::StepFailed {
+    let found = foreign_key_violations(conn).map_err(|e| Error::StepFailed {
         path: path.to_path_buf(),
         script: script.file.clone(),
         line: 0,
         message: format!("foreign key check after the script: {e}"),
-    };
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check").map_err(sqlite)?;
-    let mut rows = stmt.query([]).map_err(sqlite)?;
-    let mut first: Option<String> = None;
-    let mut count = 0usize;
-    while let Some(row) = rows.next().map_err(sqlite)? {
-        count += 1;
-        if first.is_none() {
-            let table: String = row.get(0).map_err(sqlite)?;
-            let rowid: Option<i64> = row.get(1).map_err(sqlite)?;
-            let parent: String = row.get(2).map_err(sqlite)?;
-            let rowid = rowid.map_or("(without rowid)".to_string(), |r| r.to_string());
-            first = Some(format!("table {table}, row {rowid}, referring to {parent}"));
-        }
-    }
-    match first {
+    })?;
+    match found {
         None => Ok(()),
-        Some(first) => Err(Error::ForeignKeys {
+        Some((count, first)) => Err(Error::ForeignKeys {
             path: path.to_path_buf(),
             script: script.file.clone(),
             count,
@@ -350,12 +336,55 @@ fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result
     }
 }
 
+/// Refuses, while planning, a database whose rows already break a foreign key: a step's check
+/// would fail on them and blame the script, after other databases of the run were migrated.
+pub fn require_foreign_keys_intact(conn: &Connection, path: &Path) -> Result<(), Error> {
+    match foreign_key_violations(conn).map_err(|e| classify(path, e))? {
+        None => Ok(()),
+        Some((count, first)) => Err(Error::BrokenBefore {
+            path: path.to_path_buf(),
+            count,
+            first,
+        }),
+    }
+}
+
+/// How many rows break a foreign key, and the first of them, if any do.
+fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<Option<(usize, String)>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut first: Option<String> = None;
+    let mut count = 0usize;
+    while let Some(row) = rows.next()? {
+        count += 1;
+        if first.is_none() {
+            let table: String = row.get(0)?;
+            let rowid: Option<i64> = row.get(1)?;
+            let parent: String = row.get(2)?;
+            let rowid = rowid.map_or("(without rowid)".to_string(), |r| r.to_string());
+            first = Some(format!("table {table}, row {rowid}, referring to {parent}"));
+        }
+    }
+    Ok(first.map(|f| (count, f)))
+}
+
 /// The version table, exactly as the AIFP plan defines it.
 pub const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     version TEXT NOT NULL,
     updated_at DATETIME DEFAULT CURRENT_TIMESTAMP
 )";
+
+/// Creates the version table if it is missing and sets its row to `version`, now.
+pub fn set_version(conn: &Connection, version: &Version) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA_VERSION_TABLE)?;
+    conn.execute(
+        "INSERT INTO schema_version (id, version, updated_at) VALUES (1, ?1, CURRENT_TIMESTAMP)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+        [version.to_string()],
+    )?;
+    Ok(())
+}
 
 /// Records `version` in the database at `path` without running scripts: write lock, backup,
 /// then the version row (and its table, if missing) and a history row in one transaction.
@@ -379,18 +408,8 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         duration_ms: 0,
         backup: Some(backup.display().to_string()),
     };
-    let written = tx
-        .execute_batch(SCHEMA_VERSION_TABLE)
-        .and_then(|()| {
-            tx.execute(
-                "INSERT INTO schema_version (id, version, updated_at)
-                 VALUES (1, ?1, CURRENT_TIMESTAMP)
-                 ON CONFLICT (id) DO UPDATE SET version = excluded.version,
-                                                updated_at = excluded.updated_at",
-                [version.to_string()],
-            )
-        })
-        .and_then(|_| history::record(&tx, &entry))
+    let written = set_version(&tx, version)
+        .and_then(|()| history::record(&tx, &entry))
         .and_then(|()| tx.commit());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&backup);

@@ -53,10 +53,14 @@ fn write_new(
     // Unique per run, so one a killed run left behind (perhaps by a process of the same pid)
     // is never in the way.
     let unique = format!("{}-{}", std::process::id(), crate::history::new_run_id());
-    let tmp = temp_prefix(db_path).map_or_else(
-        || PathBuf::from(format!("{}.aifp-migrate-backup", db_path.display())),
-        |prefix| PathBuf::from(format!("{}{unique}", prefix.display())),
-    );
+    let Some(prefix) = temp_prefix(db_path) else {
+        return Err(Error::Backup {
+            path: db_path.to_path_buf(),
+            backup: base,
+            message: "the database path names no file in a folder".into(),
+        });
+    };
+    let tmp = PathBuf::from(format!("{}{unique}", prefix.display()));
     let result = create_like(db_path, &tmp)
         .and_then(|()| fill(&tmp))
         .and_then(|()| publish(&tmp, &base));

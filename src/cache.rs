@@ -3,11 +3,12 @@
 //! Finding drift means replaying a set's scripts in memory and reading two schemas; the answer
 //! only changes when the scripts or the database's schema do. So it is kept per migration set
 //! (keyed by this tool's version and every script's name and text) and per database state (its
-//! recorded version and a hash of its raw `sqlite_master`), in `$XDG_CACHE_HOME/aifp-migrate`
-//! (else `~/.cache/aifp-migrate`). A missing, stale or unreadable cache only costs time.
+//! recorded version and a hash of its raw `sqlite_master`), in the folder the CLI names
+//! (`$XDG_CACHE_HOME/aifp-migrate`, else `~/.cache/aifp-migrate`). A missing, stale or
+//! unreadable cache only costs time.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -33,20 +34,9 @@ pub struct DriftCache {
 /// At most this many database states are kept per set; beyond it the cache starts afresh.
 const MAX_ENTRIES: usize = 256;
 
-fn folder() -> Option<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("XDG_CACHE_HOME")
-        .or_else(|| var("HOME").map(|h| h.join(".cache")))
-        .map(|d| d.join("aifp-migrate"))
-}
-
 impl DriftCache {
-    /// The cache for `set`, read from disk if there is one.
-    pub fn open(set: &Set) -> Self {
+    /// The cache for `set` in `folder` (none: a cache that keeps nothing), read if there is one.
+    pub fn open(set: &Set, folder: Option<&Path>) -> Self {
         let mut key = format!("{}\n{}\n", env!("CARGO_PKG_VERSION"), set.name);
         for s in set
             .initials
@@ -57,7 +47,7 @@ impl DriftCache {
             key.push_str(&format!("{}\n{}\n{}\n", s.file, s.from, s.sql));
         }
         let file =
-            folder().map(|d| d.join(format!("drift-{}-{}.json", set.name, &sha256(&key)[..16])));
+            folder.map(|d| d.join(format!("drift-{}-{}.json", set.name, &sha256(&key)[..16])));
         let entries = file
             .as_ref()
             .and_then(|f| std::fs::read(f).ok())

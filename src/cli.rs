@@ -215,9 +215,8 @@ impl Cli {
         if self.force && special != Some("--stamp") {
             return usage("--force works only with --stamp");
         }
-        if self.scan.is_some() && !(special == Some("--check") || (special.is_none() && self.all))
-            || self.scan.is_some() && only.is_some()
-        {
+        let scan_fits = special == Some("--check") || (special.is_none() && self.all);
+        if self.scan.is_some() && (!scan_fits || only.is_some()) {
             return usage("--scan DIR goes with --check or --all (and no --db)");
         }
         Ok(match special {
@@ -270,7 +269,7 @@ impl Cli {
     /// Checks that the flags make one valid request and resolves the environment's defaults.
     pub fn into_options(self) -> Result<Options, Error> {
         let cwd = std::env::current_dir()
-            .map_err(|e| Error::Usage(format!("cannot read the current folder: {e}")))?;
+            .map_err(|e| Error::Environment(format!("cannot read the current folder: {e}")))?;
         let mode = self.mode(&cwd)?;
         let env_dir = |var: &str| {
             std::env::var_os(var)
@@ -286,13 +285,17 @@ impl Cli {
             None => directories::BaseDirs::new()
                 .map(|b| b.home_dir().join(".aifp"))
                 .ok_or_else(|| {
-                    Error::Usage("cannot find your home folder: set HOME or AIFP_HOME".into())
+                    Error::Environment("cannot find your home folder: set HOME or AIFP_HOME".into())
                 })?,
         };
         let start = absolute(&cwd, self.project_dir.as_deref().unwrap_or(Path::new(".")));
         let scan = self.scan.as_deref().map(|d| absolute(&cwd, d));
+        let cache_dir = env_dir("XDG_CACHE_HOME")
+            .or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
+            .map(|d| cwd.join(d).join("aifp-migrate"));
         Ok(Options {
             scan,
+            cache_dir,
             mode,
             root,
             core_dir,

@@ -18,7 +18,7 @@ pub enum Error {
     #[error("AIFP_HOME {0} is not a folder: set AIFP_HOME to the folder that holds aifp_core.db")]
     CoreDirNotAFolder(PathBuf),
 
-    #[error("project folder {0} does not exist: pass an existing folder with --project-dir")]
+    #[error("project folder {0} does not exist or is not a folder: pass an existing folder with --project-dir")]
     ProjectDirMissing(PathBuf),
 
     #[error("folder {0} does not exist: pass an existing folder to --scan")]
@@ -148,6 +148,13 @@ pub enum Error {
         first: String,
     },
 
+    #[error("{path} already has {count} row(s) that break a foreign key (first: {first}), before any script ran; nothing was changed: fix or delete those rows, or restore a backup, then migrate")]
+    BrokenBefore {
+        path: PathBuf,
+        count: usize,
+        first: String,
+    },
+
     #[error("{path}: backup to {backup} failed: {message}; nothing was changed")]
     Backup {
         path: PathBuf,
@@ -167,6 +174,14 @@ pub enum Error {
 
     #[error("{0}")]
     NothingToRestore(String),
+
+    /// A rehearsal's failure, already phrased for the real database.
+    #[error("{0}")]
+    Rehearsal(String),
+
+    /// The environment the tool runs in is unusable (no current folder, no home folder).
+    #[error("{0}")]
+    Environment(String),
 
     #[error("the migration set {set} has no initial schema at or below v{version}, so the schema of v{version} cannot be built: add v<V>_initial_schema.sql")]
     NoInitialSchema { set: String, version: String },

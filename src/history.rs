@@ -141,13 +141,27 @@ pub fn changed_scripts(conn: &Connection, set: &Set) -> rusqlite::Result<Vec<Cha
     Ok(out)
 }
 
-/// The most recent run recorded in a database: its id and whether it was a restore.
+/// The backups that hold the states restores replaced (their undo files).
+pub fn replaced_by_restores(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    if !has_table(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT backup FROM aifp_migrate_history WHERE direction = 'restore' AND backup IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The most recent run that migrated or restored the database (a stamp is neither): its id and
+/// its direction.
 pub fn last_run(conn: &Connection) -> rusqlite::Result<Option<(String, String)>> {
     if !has_table(conn)? {
         return Ok(None);
     }
     conn.query_row(
-        "SELECT run_id, direction FROM aifp_migrate_history ORDER BY run_id DESC, id DESC LIMIT 1",
+        "SELECT run_id, direction FROM aifp_migrate_history WHERE direction != 'stamp'
+         ORDER BY run_id DESC, id DESC LIMIT 1",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )

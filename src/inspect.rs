@@ -137,16 +137,16 @@ pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
     let Some(row) = rows.next().map_err(|e| classify(path, e))? else {
         return Ok(State::Unversioned { what: "row" });
     };
-    let text = match row.get_ref(0).map_err(|e| classify(path, e))? {
-        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Null | ValueRef::Blob(_) => String::new(),
-    };
-    let shown = match row.get_ref(0).map_err(|e| classify(path, e))? {
-        ValueRef::Null => "NULL".to_string(),
-        ValueRef::Blob(_) => "(a blob)".to_string(),
-        _ => format!("{text:?}"),
+    let (text, shown) = match row.get_ref(0).map_err(|e| classify(path, e))? {
+        ValueRef::Text(t) => {
+            let t = String::from_utf8_lossy(t).into_owned();
+            let shown = format!("{t:?}");
+            (t, shown)
+        }
+        ValueRef::Integer(i) => (i.to_string(), format!("\"{i}\"")),
+        ValueRef::Real(f) => (f.to_string(), format!("\"{f}\"")),
+        ValueRef::Null => (String::new(), "NULL".to_string()),
+        ValueRef::Blob(_) => (String::new(), "(a blob)".to_string()),
     };
     text.parse()
         .map(State::Versioned)

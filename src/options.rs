@@ -21,6 +21,8 @@ pub struct Options {
     pub start: PathBuf,
     /// `--scan DIR`: every `.aifp-project` under DIR instead of the nearest one.
     pub scan: Option<PathBuf>,
+    /// Where the drift cache lives (`$XDG_CACHE_HOME/aifp-migrate`), if anywhere.
+    pub cache_dir: Option<PathBuf>,
     pub format: Format,
     pub verbosity: Verbosity,
 }

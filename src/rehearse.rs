@@ -77,8 +77,11 @@ pub fn rehearse(
     drop(src);
 
     let real = path.display().to_string();
-    let result = apply::migrate(&copy, set, target, run_id, false, progress)
-        .map_err(|e| e.to_string().replace(&copy.display().to_string(), &real));
+    let result = apply::migrate(&copy, set, target, run_id, false, progress).map_err(|e| {
+        let message = e.to_string().replace(&copy.display().to_string(), &real);
+        let message = message.replace("; the database was left as it was", "");
+        format!("{message} (in a rehearsal on a copy: the database itself was not touched)")
+    });
     let after = inspect::open(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let objects: Vec<String> = after
         .prepare(

@@ -430,6 +430,11 @@ fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
     use crate::verify::StepStatus;
     let (mut problems, mut missing) = (0, 0);
     for set in sets {
+        if verbosity == Verbosity::Quiet
+            && !set.steps.iter().any(crate::verify::StepCheck::is_problem)
+        {
+            continue;
+        }
         out.push_str(&format!("{}\n", set.name));
         if set.steps.is_empty() {
             out.push_str("    no upgrade steps\n");

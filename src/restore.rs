@@ -11,9 +11,11 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::backup;
+use crate::catalog::Set;
 use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, State, LOCK_WAIT};
+use crate::schema;
 
 /// What a restore did.
 #[derive(Debug, Clone)]
@@ -26,8 +28,14 @@ pub struct Restored {
     pub saved_as: Option<PathBuf>,
 }
 
-/// Checks that `source` is a whole database fit to restore from; returns its version, if any.
-pub fn check_source(db_path: &Path, source: &Path) -> Result<Option<String>, Error> {
+/// Checks that `source` is a whole database fit to restore from, and (given the database's
+/// migration set) one of this database's: at a version of its set, with every table that version
+/// has. Returns its version, if any.
+pub fn check_source(
+    db_path: &Path,
+    source: &Path,
+    set: Option<&Set>,
+) -> Result<Option<String>, Error> {
     let bad = |why: String| Error::BadBackup {
         path: db_path.to_path_buf(),
         backup: source.to_path_buf(),
@@ -48,15 +56,43 @@ pub fn check_source(db_path: &Path, source: &Path) -> Result<Option<String>, Err
             found.join("; ")
         )));
     }
-    Ok(match inspect::read_version(&conn, source) {
-        Ok(State::Versioned(v)) => Some(v.to_string()),
+    let version = match inspect::read_version(&conn, source) {
+        Ok(State::Versioned(v)) => Some(v),
         _ => None,
-    })
+    };
+    if let (Some(set), Some(v)) = (set, &version) {
+        if !set.versions().any(|known| known == v) {
+            return Err(bad(format!(
+                "its version v{v} is not a version of {}",
+                set.name
+            )));
+        }
+        let have = schema::read(&conn).map_err(|e| bad(e.to_string()))?;
+        if let Ok(want) = schema::expected(set, v) {
+            let missing: Vec<&str> = want
+                .tables()
+                .filter(|t| !have.tables().any(|h| h == *t))
+                .collect();
+            if !missing.is_empty() {
+                return Err(bad(format!(
+                    "it is not a {} database: it lacks table(s) {}",
+                    set.name,
+                    missing.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(version.map(|v| v.to_string()))
 }
 
 /// Restores `source` into the database at `db_path` (which may be missing, damaged or fine).
-pub fn restore(db_path: &Path, source: &Path, run_id: &str) -> Result<Restored, Error> {
-    let after = check_source(db_path, source)?;
+pub fn restore(
+    db_path: &Path,
+    source: &Path,
+    set: Option<&Set>,
+    run_id: &str,
+) -> Result<Restored, Error> {
+    let after = check_source(db_path, source, set)?;
     let (before, saved_as) = save_current(db_path, source)?;
 
     let src = inspect::open_for_reading(source)?;

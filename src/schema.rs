@@ -37,6 +37,13 @@ struct Table {
     constraints: BTreeSet<String>,
 }
 
+impl Schema {
+    /// The names of its tables.
+    pub fn tables(&self) -> impl Iterator<Item = &str> {
+        self.tables.keys().map(String::as_str)
+    }
+}
+
 /// Tables that belong to SQLite or to the tool, not to the schema a version describes.
 fn left_out(table: &str) -> bool {
     let t = table.to_ascii_lowercase();
@@ -267,6 +274,13 @@ pub fn replay(set: &Set, version: &Version) -> Result<Connection, Error> {
             line: 0,
             message: e.to_string(),
         })?;
+    // The tool owns the version row: an initial schema that does not write it still gets it.
+    crate::apply::set_version(&conn, &initial.to).map_err(|e| Error::StepFailed {
+        path: scratch.to_path_buf(),
+        script: initial.file.clone(),
+        line: 0,
+        message: format!("writing the version row: {e}"),
+    })?;
     for script in steps {
         crate::apply::run_step(&conn, scratch, script)?;
     }

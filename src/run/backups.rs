@@ -20,6 +20,7 @@ fn restore_entry(
 
 /// `--db NAME --restore [--from FILE]`: the newest backup of that database, or FILE.
 pub(super) fn restore_one(
+    root: &catalog::Root,
     found: &discovery::Found,
     name: DbName,
     from: Option<&Path>,
@@ -27,13 +28,25 @@ pub(super) fn restore_one(
     let path = named_path(found, name)?;
     let source = match from {
         Some(file) => file.to_path_buf(),
-        None => backup::list(&path)
-            .map_err(|e| Error::io(&path, &e))?
-            .pop()
-            .map(|b| b.path)
-            .ok_or_else(|| Error::NoBackup { path: path.clone() })?,
+        None => {
+            // The states earlier restores replaced are backups too, but putting one back would
+            // undo that restore: the newest backup meant is the newest of the others.
+            let replaced = inspect::open_existing(&path)
+                .ok()
+                .flatten()
+                .and_then(|conn| history::replaced_by_restores(&conn).ok())
+                .unwrap_or_default();
+            backup::list(&path)
+                .map_err(|e| Error::io(&path, &e))?
+                .into_iter()
+                .rev()
+                .find(|b| !replaced.contains(&display(&b.path)))
+                .map(|b| b.path)
+                .ok_or_else(|| Error::NoBackup { path: path.clone() })?
+        }
     };
-    let done = restore::restore(&path, &source, &history::new_run_id())?;
+    let set = catalog::load(root, name.as_str()).ok();
+    let done = restore::restore(&path, &source, set.as_ref(), &history::new_run_id())?;
     Ok(Outcome {
         report: Report::Restore {
             restored: vec![restore_entry(name, &path, &source, done)],
@@ -43,7 +56,10 @@ pub(super) fn restore_one(
 }
 
 /// `--all --restore`: every database the most recent migrating run changed, from its backups.
-pub(super) fn restore_last_run(found: &discovery::Found) -> Result<Outcome, Error> {
+pub(super) fn restore_last_run(
+    root: &catalog::Root,
+    found: &discovery::Found,
+) -> Result<Outcome, Error> {
     // What each database recorded last; a database that cannot be read has nothing to say.
     let mut last: Vec<(DbName, PathBuf, String, String)> = Vec::new();
     for loc in &found.locations {
@@ -75,8 +91,9 @@ pub(super) fn restore_last_run(found: &discovery::Found) -> Result<Outcome, Erro
         match history::backup_of_run(&conn, &run_id) {
             Ok(Some(source)) => {
                 let source = PathBuf::from(source);
-                match restore::check_source(&path, &source) {
-                    Ok(_) => plan.push((name, path, source)),
+                let set = catalog::load(root, name.as_str()).ok();
+                match restore::check_source(&path, &source, set.as_ref()) {
+                    Ok(_) => plan.push((name, path, source, set)),
                     Err(e) => errors.push(e),
                 }
             }
@@ -91,8 +108,8 @@ pub(super) fn restore_last_run(found: &discovery::Found) -> Result<Outcome, Erro
     }
     let run_id = history::new_run_id();
     let mut restored = Vec::new();
-    for (name, path, source) in plan {
-        let done = restore::restore(&path, &source, &run_id)?;
+    for (name, path, source, set) in plan {
+        let done = restore::restore(&path, &source, set.as_ref(), &run_id)?;
         restored.push(restore_entry(name, &path, &source, done));
     }
     Ok(Outcome {

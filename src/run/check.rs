@@ -7,9 +7,10 @@ pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
     let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
         .iter()
         .map(|(name, set)| {
+            let folder = opts.cache_dir.as_deref();
             let cache = set
                 .as_ref()
-                .map(cache::DriftCache::open)
+                .map(|set| cache::DriftCache::open(set, folder))
                 .unwrap_or_default();
             (*name, cache)
         })
@@ -51,7 +52,7 @@ fn check_one(
         error: None,
     };
     let Some(path) = &loc.path else {
-        return (entry, None);
+        return missing(entry, set);
     };
     let failed = |mut entry: CheckEntry, status, e: Error| {
         entry.status = status;
@@ -62,7 +63,7 @@ fn check_one(
     };
     let conn = match in_folder(loc.name, path).and_then(|()| inspect::open_existing(path)) {
         Err(e) => return failed(entry, CheckStatus::Error, e),
-        Ok(None) => return (entry, None),
+        Ok(None) => return missing(entry, set),
         Ok(Some(conn)) => conn,
     };
     let current = match inspect::read_version(&conn, path) {
@@ -142,4 +143,17 @@ fn drift_of(
         cache.put(state, found.clone());
     }
     found
+}
+
+/// A missing database is no error, but a broken migration set for it is: a typo in a script's
+/// name must not go unnoticed because the database happens to be absent.
+fn missing(mut entry: CheckEntry, set: &Result<Set, Error>) -> (CheckEntry, Option<Error>) {
+    match set_usable(set) {
+        Ok(()) => (entry, None),
+        Err(e) => {
+            entry.status = CheckStatus::Error;
+            entry.error = Some(e.to_string());
+            (entry, Some(e))
+        }
+    }
 }

@@ -62,6 +62,7 @@ fn plan_one<'s>(
                 start: display(start),
             });
         }
+        set_usable(set)?;
         return Ok(Selected::Missing(loc.name, None));
     };
     in_folder(loc.name, path)?;
@@ -78,6 +79,7 @@ fn plan_one<'s>(
                 },
             });
         }
+        set_usable(set)?;
         return Ok(Selected::Missing(loc.name, Some(path.clone())));
     };
     let from = inspect::require_version(&conn, path)?;
@@ -90,6 +92,7 @@ fn plan_one<'s>(
         .collect();
     if !steps.is_empty() {
         apply::integrity(&conn, path, "before migrating")?;
+        apply::require_foreign_keys_intact(&conn, path)?;
         drop(conn);
         // Only a real run may open the database for writing to probe its lock.
         apply::preflight(path, kind == RunKind::Real)?;
@@ -154,6 +157,7 @@ fn act(
                             };
                             if let Err(e) = &r.result {
                                 entry.error = Some(e.clone());
+                                errors.push(Error::Rehearsal(e.clone()));
                             }
                             entry.rehearsal = Some(RehearsalEntry {
                                 copy_needs_bytes: r.needed,

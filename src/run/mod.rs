@@ -71,8 +71,8 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         Mode::Restore {
             only: Some(name),
             from,
-        } => backups::restore_one(&found, *name, from.as_deref()),
-        Mode::Restore { only: None, .. } => backups::restore_last_run(&found),
+        } => backups::restore_one(&opts.root, &found, *name, from.as_deref()),
+        Mode::Restore { only: None, .. } => backups::restore_last_run(&opts.root, &found),
         Mode::ListBackups { only } => backups::list_backups(select(&found.locations, *only)),
         Mode::PruneBackups { only, keep } => {
             backups::prune_backups(select(&found.locations, *only), *keep)
@@ -143,4 +143,13 @@ pub(super) fn named_path(found: &discovery::Found, name: DbName) -> Result<PathB
             db: name.as_str().to_string(),
             start: display(&found.start),
         })
+}
+
+/// A set that failed to load is an error even for a database that is missing, unless the set
+/// is simply absent from the migrations folder (a folder may hold only the sets it needs).
+fn set_usable(set: &Result<Set, Error>) -> Result<(), Error> {
+    match set {
+        Ok(_) | Err(Error::NoSet { .. }) => Ok(()),
+        Err(e) => Err(e.clone()),
+    }
 }
