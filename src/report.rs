@@ -180,8 +180,8 @@ pub struct StepEntry {
     /// Where the script is read from (a path, or `<built-in>/…`).
     #[serde(skip)]
     pub origin: String,
-    /// The script's text, shown by a verbose dry run.
-    #[serde(skip)]
+    /// The script's text: in a dry run only (and shown as text with -v).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sql: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ms: Option<u64>,

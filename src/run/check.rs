@@ -103,7 +103,14 @@ fn check_one(
             failed(entry, status, e)
         }
         Ok(steps) => {
-            entry.pending = steps.into_iter().map(step_entry).collect();
+            // A report names the scripts; their text belongs to a dry run.
+            entry.pending = steps
+                .into_iter()
+                .map(|s| StepEntry {
+                    sql: String::new(),
+                    ..step_entry(s)
+                })
+                .collect();
             entry.status = if entry.pending.is_empty() {
                 CheckStatus::Current
             } else {

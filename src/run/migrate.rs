@@ -147,7 +147,14 @@ fn act(
                     entry.steps = p.steps;
                 }
                 RunKind::Rehearse => {
-                    entry.steps = p.steps;
+                    entry.steps = p
+                        .steps
+                        .into_iter()
+                        .map(|s| StepEntry {
+                            sql: String::new(),
+                            ..s
+                        })
+                        .collect();
                     match rehearse::rehearse(&p.path, p.set, &target, &run_id, progress) {
                         Ok(r) => {
                             entry.status = if r.result.is_ok() {
