@@ -132,9 +132,14 @@ fn check_and_dry_run_write_nothing() {
         .run(&["--db", "project", "--dry-run", "--format", "json"])
         .expect(0)
         .json();
-        assert_eq!(json["databases"][0]["status"], "planned");
-    let sql = json["databases"][0]["steps"][0]["sql"].as_str().unwrap_or_default();
-    assert!(sql.contains("ALTER TABLE project ADD COLUMN"), "the plan lacks its scripts");
+    assert_eq!(json["databases"][0]["status"], "planned");
+    let sql = json["databases"][0]["steps"][0]["sql"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        sql.contains("ALTER TABLE project ADD COLUMN"),
+        "the plan lacks its scripts"
+    );
     assert_eq!(json["databases"][0]["backup"], serde_json::Value::Null);
     assert_eq!(
         env.files(),
