@@ -132,29 +132,7 @@ fn run_steps(
         _ => format!("migrating {name}"),
     };
     progress.begin(&label, steps.len() as u64, Unit::Steps);
-    // A long statement (an index over a million rows) still gets to redraw the bar.
-    let ticker = Arc::clone(progress);
-    conn.progress_handler(
-        100_000,
-        Some(move || {
-            ticker.tick();
-            false
-        }),
-    );
-    let done = run_each(conn, path, steps, run_id, backup, progress);
-    conn.progress_handler(0, None::<fn() -> bool>);
-    progress.end();
-    done
-}
-
-fn run_each(
-    conn: &Connection,
-    path: &Path,
-    steps: &[&Script],
-    run_id: &str,
-    backup: Option<&Path>,
-    progress: &Reporter,
-) -> Result<Vec<StepDone>, Error> {
+    let ticking = Ticking::start(conn, progress);
     let mut done = Vec::with_capacity(steps.len());
     for script in steps {
         let started = Instant::now();
@@ -190,7 +168,34 @@ fn run_each(
         });
         progress.set(done.len() as u64);
     }
+    drop(ticking);
     Ok(done)
+}
+
+/// A phase of progress in flight: while alive, SQLite's progress handler ticks the reporter, so a
+/// long statement (an index over a million rows) still gets to redraw the bar; dropping it, on any
+/// return, removes the handler and ends the phase.
+struct Ticking<'c>(&'c Connection, Reporter);
+
+impl<'c> Ticking<'c> {
+    fn start(conn: &'c Connection, progress: &Reporter) -> Self {
+        let ticker = Arc::clone(progress);
+        conn.progress_handler(
+            100_000,
+            Some(move || {
+                ticker.tick();
+                false
+            }),
+        );
+        Ticking(conn, Arc::clone(progress))
+    }
+}
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        self.0.progress_handler(0, None::<fn() -> bool>);
+        self.1.end();
+    }
 }
 
 /// The last look before COMMIT: `quick_check` of the database as the steps left it.
