@@ -1,25 +1,29 @@
 //! Running one database's plan: one `BEGIN IMMEDIATE` transaction, all or nothing.
 //!
-//! Foreign keys are switched off and legacy ALTER TABLE on before the transaction (SQLite ignores
-//! the first inside one, and the second lets `ALTER TABLE new_X RENAME TO X` pass when a view or
-//! another table's trigger names X). The version is re-read under the write lock, a backup is taken
-//! before the first write, and after every step the tool checks and writes the version row and runs
-//! `PRAGMA foreign_key_check`. Any failure rolls the whole transaction back.
+//! Foreign keys are switched off before the transaction (SQLite ignores the pragma inside one).
+//! The version is re-read and the plan made again under the write lock, a backup is taken before
+//! the first write, and every step, scripted or generated, runs through one executor: its
+//! statements, the version row, `foreign_key_check` against what was already broken before, a
+//! check that every view and trigger still compiles and, for a generated step, that the schema is
+//! the target's. Then every row is accounted for, `sqlite_sequence` is kept from going down, and
+//! the transaction waits for COMMIT until every database of the run got that far.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use serde::Serialize;
 
 use crate::backup;
-use crate::catalog::{Script, Set};
 use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, classify, State};
-use crate::plan::{self, Target};
+use crate::plan::Step;
 use crate::progress::{Reporter, Unit};
-use crate::sql;
+use crate::schema;
+use crate::sql::{self, quote};
 use crate::version::Version;
 
 /// One step that ran.
@@ -28,6 +32,7 @@ pub struct StepDone {
     pub from: Version,
     pub to: Version,
     pub file: String,
+    pub kind: &'static str,
     pub sha256: String,
     pub took: Duration,
 }
@@ -39,90 +44,290 @@ pub struct Applied {
     pub to: Version,
     pub backup: Option<PathBuf>,
     pub steps: Vec<StepDone>,
+    pub account: Account,
 }
 
-/// Brings the database at `path` to `target` with the scripts of `set`.
-///
-/// `target` is `Latest` or a resolved `Version`: it is resolved again against the version found
-/// under the write lock, so a run that raced another one applies no step twice.
-pub fn migrate(
-    path: &Path,
-    set: &Set,
-    target: &Target,
-    run_id: &str,
-    take_backup: bool,
-    progress: &Reporter,
-) -> Result<Applied, Error> {
-    let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
-    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON;")
-        .map_err(|e| classify(path, e))?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| classify(path, e))?;
+/// What a plan kept and dropped, counted inside its transaction. Text, JSON and the refusal
+/// message all render this one value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Account {
+    /// What the plan dropped: only ever non-empty when data loss was allowed.
+    pub lost: Vec<Loss>,
+    /// Rows that already broke a foreign key before the plan ran, kept as they were.
+    pub broken_before: Vec<Broken>,
+    /// AUTOINCREMENT high-water marks carried over a rebuild.
+    pub sequences: Vec<Sequence>,
+    /// Full-text indexes built from their content table.
+    pub fts_built: Vec<Built>,
+}
 
-    let from = inspect::require_version(&tx, path)?;
-    let plan_err = |source| Error::plan(path, source);
-    let to = plan::resolve(set, &from, target).map_err(plan_err)?;
-    let steps = plan::chain(set, &from, &to).map_err(plan_err)?;
-    if steps.is_empty() {
-        return Ok(Applied {
+/// One thing a plan would drop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Loss {
+    Table { table: String, rows: i64 },
+    Rows { table: String, before: i64, after: i64 },
+    Column { table: String, column: String, values: i64 },
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loss::Table { table, rows } => write!(f, "table {table} ({rows} row(s)) dropped"),
+            Loss::Rows {
+                table,
+                before,
+                after,
+            } => write!(
+                f,
+                "table {table} loses {} of its {before} row(s)",
+                before - after
+            ),
+            Loss::Column {
+                table,
+                column,
+                values,
+            } => write!(f, "column {table}.{column} ({values} value(s)) dropped"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    pub table: String,
+    pub parent: String,
+    pub rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sequence {
+    pub table: String,
+    pub seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Built {
+    pub index: String,
+    pub table: String,
+    pub rows: i64,
+}
+
+/// How one database's plan runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub run_id: &'a str,
+    pub take_backup: bool,
+    pub allow_data_loss: bool,
+    /// The state before the plan, to count what dropped columns held, when no backup is taken
+    /// (a rehearsal runs on a copy; the original is that state).
+    pub before: Option<&'a Path>,
+}
+
+/// A database whose plan ran and whose transaction waits for COMMIT (or for the run to fail).
+pub struct Pending {
+    /// `None` when there was nothing to do: no transaction is open.
+    conn: Option<Connection>,
+    path: PathBuf,
+    pub applied: Applied,
+}
+
+impl Pending {
+    /// Commits. A failed COMMIT is rolled back; its backup is kept, since what a failed COMMIT
+    /// left on disk cannot be proven to be the state before.
+    pub fn commit(mut self) -> Result<Applied, Error> {
+        let Some(conn) = self.conn.take() else {
+            return Ok(self.applied);
+        };
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(self.applied),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                let message = match classify(&self.path, e) {
+                    Error::Sqlite { message, .. } => message,
+                    other => other.to_string(),
+                };
+                Err(Error::CommitFailed {
+                    path: self.path.clone(),
+                    message,
+                    backup: self.applied.backup.clone(),
+                })
+            }
+        }
+    }
+
+    /// Rolls back, and removes the backup: nothing was committed, so it holds nothing the
+    /// database does not.
+    pub fn abandon(mut self) {
+        if let Some(conn) = self.conn.take() {
+            undo(&conn, self.applied.backup.as_deref());
+        }
+    }
+}
+
+/// Brings the database at `path` where `plan` says: `plan` is asked, under the write lock,
+/// for the steps from the version found there. Everything runs and is checked, but not
+/// committed: the caller commits every database of the run together.
+pub fn begin(
+    path: &Path,
+    request: Request<'_>,
+    plan: impl FnOnce(&Connection, &Version) -> Result<Vec<Step>, Error>,
+    progress: &Reporter,
+) -> Result<Pending, Error> {
+    let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(|e| classify(path, e))?;
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| classify(path, e))?;
+    let planned = inspect::require_version(&conn, path).and_then(|from| {
+        let steps = plan(&conn, &from)?;
+        Ok((from, steps))
+    });
+    let (from, steps) = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    };
+    let mut pending = Pending {
+        conn: None,
+        path: path.to_path_buf(),
+        applied: Applied {
             from: from.clone(),
-            to: from,
+            to: steps.last().map_or(from, |s| s.to.clone()),
             backup: None,
             steps: Vec::new(),
-        });
+            account: Account::default(),
+        },
+    };
+    if steps.is_empty() {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Ok(pending);
     }
-
-    let backup = if take_backup {
+    if request.take_backup {
         // We hold the write lock: any unfinished backup beside the database is a dead run's.
         backup::remove_leftovers(path);
-        Some(backup::take(path, progress)?)
-    } else {
-        None
-    };
-    let outcome = run_steps(&tx, path, &steps, run_id, backup.as_deref(), progress)
-        .and_then(|done| check_before_commit(&tx, path).map(|()| done));
-    let outcome = match outcome {
-        Ok(done) => tx
-            .commit()
-            .map(|()| done)
-            .map_err(|e| match classify(path, e) {
-                Error::Sqlite { path, message } => Error::CommitFailed { path, message },
-                other => other,
-            }),
-        Err(e) => {
-            drop(tx); // rolls the transaction back
-            Err(e)
-        }
-    };
-    match outcome {
-        Ok(steps) => Ok(Applied {
-            from,
-            to,
-            backup,
-            steps,
-        }),
-        Err(e) => {
-            // Rolled back: when the database reads back at its old version, the backup holds
-            // nothing the database does not, and removing it keeps "nothing was changed" true.
-            let unchanged =
-                matches!(inspect::read_version(&conn, path), Ok(State::Versioned(v)) if v == from);
-            if let (true, Some(backup)) = (unchanged, &backup) {
-                let _ = std::fs::remove_file(backup);
+        match backup::take(path, progress) {
+            Ok(b) => pending.applied.backup = Some(b),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
             }
+        }
+    }
+    let before = pending.applied.backup.as_deref().or(request.before);
+    let ran = run_plan(&conn, path, &steps, request, before, &pending.applied, progress);
+    match ran {
+        Ok((done, account)) => {
+            pending.applied.steps = done;
+            pending.applied.account = account;
+            pending.conn = Some(conn);
+            Ok(pending)
+        }
+        Err(e) => {
+            undo(&conn, pending.applied.backup.as_deref());
             Err(e)
         }
     }
+}
+
+/// `begin`, then COMMIT: one database on its own.
+pub fn migrate(
+    path: &Path,
+    request: Request<'_>,
+    plan: impl FnOnce(&Connection, &Version) -> Result<Vec<Step>, Error>,
+    progress: &Reporter,
+) -> Result<Applied, Error> {
+    begin(path, request, plan, progress)?.commit()
+}
+
+/// Rolls the open transaction back and removes `backup`, unless the transaction was ended by
+/// something else first: then what was committed is unknown, and the backup stays.
+fn undo(conn: &Connection, backup: Option<&Path>) {
+    let intact = !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_ok();
+    if let (true, Some(backup)) = (intact, backup) {
+        let _ = std::fs::remove_file(backup);
+    }
+}
+
+/// Puts a committed database back from the backup its run made, through SQLite's online backup
+/// API into the live file (never a file copy over it).
+pub fn put_back(path: &Path, backup: &Path) -> Result<(), Error> {
+    let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+    conn.restore(
+        rusqlite::DatabaseName::Main,
+        backup,
+        None::<fn(rusqlite::backup::Progress)>,
+    )
+    .map_err(|e| classify(path, e))
+}
+
+/// Runs every step, then accounts for every row. The transaction is left open.
+fn run_plan(
+    conn: &Connection,
+    path: &Path,
+    steps: &[Step],
+    request: Request<'_>,
+    before: Option<&Path>,
+    applied: &Applied,
+    progress: &Reporter,
+) -> Result<(Vec<StepDone>, Account), Error> {
+    let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
+    let mut renames = Renames::default();
+    let done = run_steps(
+        conn,
+        path,
+        steps,
+        request.run_id,
+        applied.backup.as_deref(),
+        &baseline,
+        &mut renames,
+        progress,
+    )?;
+    let last = steps.last().map_or(String::new(), |s| s.file.clone());
+    let mut account = baseline
+        .account(conn, before, &renames)
+        .map_err(|e| classify(path, e))?;
+    if !account.lost.is_empty() && !request.allow_data_loss {
+        let lost: Vec<String> = account.lost.iter().map(ToString::to_string).collect();
+        return Err(Error::DataLoss {
+            path: path.to_path_buf(),
+            step: if steps.len() == 1 {
+                last
+            } else {
+                "the plan".to_string()
+            },
+            account: lost.join("; "),
+        });
+    }
+    account.sequences = baseline
+        .keep_sequences(conn, &renames)
+        .map_err(|e| classify(path, e))?;
+    for step in steps {
+        for (index, table) in step.converge.iter().flat_map(|c| &c.fts_built) {
+            let rows = count(conn, table).map_err(|e| classify(path, e))?;
+            account.fts_built.push(Built {
+                index: index.clone(),
+                table: table.clone(),
+                rows,
+            });
+        }
+    }
+    check_before_commit(conn, path)?;
+    Ok((done, account))
 }
 
 /// Runs the steps in order, recording each in the history table inside the same transaction.
+#[allow(clippy::too_many_arguments)]
 fn run_steps(
     conn: &Connection,
     path: &Path,
-    steps: &[&Script],
+    steps: &[Step],
     run_id: &str,
     backup: Option<&Path>,
+    baseline: &Baseline,
+    renames: &mut Renames,
     progress: &Reporter,
 ) -> Result<Vec<StepDone>, Error> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -134,35 +339,36 @@ fn run_steps(
     progress.begin(&label, steps.len() as u64, Unit::Steps);
     let ticking = Ticking::start(conn, progress);
     let mut done = Vec::with_capacity(steps.len());
-    for script in steps {
+    for step in steps {
         let started = Instant::now();
-        run_step(conn, path, script)?;
+        if let Some(converge) = &step.converge {
+            refuse_tighter(conn, path, &converge.tighter)?;
+        }
+        renames.extend(run_statements(conn, path, step)?);
+        finish_step(conn, path, step, baseline, renames)?;
         let took = started.elapsed();
-        let sha256 = history::sha256(&script.sql);
+        let sha256 = history::sha256(&step.sql);
         let entry = history::Entry {
             run_id,
-            direction: if script.to < script.from {
-                "down"
-            } else {
-                "up"
-            },
-            from: Some(script.from.to_string()),
-            to: Some(script.to.to_string()),
-            script: Some(&script.file),
+            direction: if step.to < step.from { "down" } else { "up" },
+            from: Some(step.from.to_string()),
+            to: Some(step.to.to_string()),
+            script: Some(&step.file),
             sha256: Some(sha256.clone()),
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
             backup: backup.map(|b| b.display().to_string()),
         };
         history::record(conn, &entry).map_err(|e| Error::StepFailed {
             path: path.to_path_buf(),
-            script: script.file.clone(),
+            script: step.file.clone(),
             line: 0,
             message: format!("recording it in {}: {e}", history::TABLE),
         })?;
         done.push(StepDone {
-            from: script.from.clone(),
-            to: script.to.clone(),
-            file: script.file.clone(),
+            from: step.from.clone(),
+            to: step.to.clone(),
+            file: step.file.clone(),
+            kind: step.kind(),
             sha256,
             took,
         });
@@ -210,6 +416,514 @@ fn check_before_commit(conn: &Connection, path: &Path) -> Result<(), Error> {
     conn.execute_batch("PRAGMA ignore_check_constraints = OFF")
         .map_err(|e| classify(path, e))?;
     checked
+}
+
+/// Runs one step's statements inside the open transaction; returns the renames they made.
+fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames, Error> {
+    let mut renames = Renames::default();
+    let generated: Vec<sql::Statement<'_>>;
+    let statements = match &step.converge {
+        Some(c) => {
+            generated = c
+                .statements
+                .iter()
+                .enumerate()
+                .map(|(i, text)| sql::Statement {
+                    text,
+                    line: i + 1,
+                    keyword: String::new(),
+                })
+                .collect();
+            &generated
+        }
+        None => &sql::statements(&step.sql),
+    };
+    for stmt in statements {
+        let failed = |message: String| Error::StepFailed {
+            path: path.to_path_buf(),
+            script: step.file.clone(),
+            line: stmt.line,
+            message,
+        };
+        execute(conn, stmt.text).map_err(|e| failed(sqlite_message(&e)))?;
+        // Planning refuses transaction control, but should a statement still end the tool's
+        // transaction, stop at once rather than run the rest outside one.
+        if conn.is_autocommit() {
+            return Err(failed(
+                "the statement ended aifp-migrate's transaction; remove it from the script".into(),
+            ));
+        }
+        renames.note(stmt.text);
+    }
+    Ok(renames)
+}
+
+/// Runs one statement. An `ALTER TABLE … RENAME TO` runs as in `sqlite3`, updating the views,
+/// triggers and foreign keys that name the table; only when SQLite refuses it because a view or
+/// trigger names a table that is not there (step 10 of the 12-step rebuild: `new_X` takes the
+/// name of the `X` just dropped, which they still name) is it run again with
+/// `legacy_alter_table`, which leaves them as they are, now naming the rebuilt table.
+pub fn execute(conn: &Connection, text: &str) -> rusqlite::Result<()> {
+    match conn.execute_batch(text) {
+        Err(e) if sql::rename(text).is_some_and(|r| r.column.is_none()) && {
+            let m = sqlite_message(&e);
+            m.starts_with("error in view") || m.starts_with("error in trigger")
+        } =>
+        {
+            conn.execute_batch("PRAGMA legacy_alter_table = ON")?;
+            let retried = conn.execute_batch(text);
+            conn.execute_batch("PRAGMA legacy_alter_table = OFF")?;
+            retried
+        }
+        other => other,
+    }
+}
+
+/// SQLite's own message for an error, without the statement rusqlite may append.
+pub fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// After a step's statements: the version row, foreign keys, views and triggers, and for a
+/// generated step, the schema it had to reach.
+fn finish_step(
+    conn: &Connection,
+    path: &Path,
+    step: &Step,
+    baseline: &Baseline,
+    renames: &Renames,
+) -> Result<(), Error> {
+    set_step_version(conn, path, step)?;
+    check_foreign_keys(conn, path, step, baseline, renames)?;
+    check_compiles(conn, path, step)?;
+    if let Some(converge) = &step.converge {
+        let actual = schema::read(conn).map_err(|e| classify(path, e))?;
+        let differences = schema::diff(&converge.target, &actual);
+        if let Some(first) = differences.first() {
+            return Err(Error::NotConverged {
+                path: path.to_path_buf(),
+                step: step.file.clone(),
+                count: differences.len(),
+                first: first.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs a step alone on `conn` (a scratch replay): statements, version row, checks.
+pub fn run_step(conn: &Connection, path: &Path, step: &Step) -> Result<(), Error> {
+    let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
+    let renames = run_statements(conn, path, step)?;
+    finish_step(conn, path, step, &baseline, &renames)
+}
+
+/// Checks the version row a step left, then sets it to the step's target.
+fn set_step_version(conn: &Connection, path: &Path, step: &Step) -> Result<(), Error> {
+    let found = match inspect::read_version(conn, path) {
+        Ok(State::Versioned(v)) if v == step.from || v == step.to => None,
+        Ok(State::Versioned(v)) => Some(v.to_string()),
+        Ok(_) => Some("nothing (the row or table is gone)".to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(found) = found {
+        return Err(Error::VersionTampered {
+            path: path.to_path_buf(),
+            script: step.file.clone(),
+            found,
+            from: step.from.to_string(),
+            to: step.to.to_string(),
+        });
+    }
+    conn.execute(
+        "UPDATE schema_version SET version = ?1, updated_at = CURRENT_TIMESTAMP WHERE id = 1",
+        [step.to.to_string()],
+    )
+    .map_err(|e| Error::StepFailed {
+        path: path.to_path_buf(),
+        script: step.file.clone(),
+        line: 0,
+        message: format!("writing the version row: {e}"),
+    })?;
+    Ok(())
+}
+
+/// Every view and trigger must still compile: renaming a scratch table makes SQLite re-read
+/// the whole schema, and it names the first view or trigger that refers to something gone.
+fn check_compiles(conn: &Connection, path: &Path, step: &Step) -> Result<(), Error> {
+    let probe = "CREATE TABLE aifp_migrate_probe (x);
+        ALTER TABLE aifp_migrate_probe RENAME TO aifp_migrate_probe_renamed;
+        DROP TABLE aifp_migrate_probe_renamed;";
+    conn.execute_batch(probe).map_err(|e| {
+        // Leave no probe behind whatever failed (the transaction is rolled back anyway).
+        let _ = conn.execute_batch(
+            "DROP TABLE IF EXISTS aifp_migrate_probe; DROP TABLE IF EXISTS aifp_migrate_probe_renamed;",
+        );
+        Error::Dangling {
+            path: path.to_path_buf(),
+            step: step.file.clone(),
+            message: sqlite_message(&e),
+        }
+    })
+}
+
+/// Looks for the rows a generated step's tighter constraints would reject, before it runs.
+fn refuse_tighter(
+    conn: &Connection,
+    path: &Path,
+    tighter: &[crate::converge::Tightening],
+) -> Result<(), Error> {
+    for t in tighter {
+        // A query that cannot run (a CHECK naming a column still to come) proves nothing here;
+        // the step then fails with SQLite's own message.
+        let Ok(mut stmt) = conn.prepare(&t.query) else {
+            continue;
+        };
+        let rows: Vec<Option<i64>> = match stmt.query_map([], |r| r.get(0)) {
+            Ok(rows) => rows.filter_map(Result::ok).collect(),
+            Err(_) => continue,
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let mut shown: Vec<String> = rows
+            .iter()
+            .take(5)
+            .map(|r| r.map_or("?".to_string(), |r| r.to_string()))
+            .collect();
+        if rows.len() > 5 {
+            shown.push("…".to_string());
+        }
+        return Err(Error::Tighter {
+            path: path.to_path_buf(),
+            table: t.table.clone(),
+            constraint: t.constraint.clone(),
+            count: rows.len(),
+            rowids: shown.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Step 11 of SQLite's table rebuild: no row may break a foreign key before COMMIT that did not
+/// already break one before the plan ran.
+fn check_foreign_keys(
+    conn: &Connection,
+    path: &Path,
+    step: &Step,
+    baseline: &Baseline,
+    renames: &Renames,
+) -> Result<(), Error> {
+    // The check itself fails when a schema the step left makes a foreign key meaningless
+    // (a parent without the key it names): that is the step's failure too.
+    let found = foreign_key_violations(conn).map_err(|e| Error::StepFailed {
+        path: path.to_path_buf(),
+        script: step.file.clone(),
+        line: 0,
+        message: format!("foreign key check after the step: {e}"),
+    })?;
+    let mut new = 0;
+    let mut first = None;
+    for ((table, parent), v) in &found {
+        let was = baseline
+            .fk
+            .iter()
+            .find(|((t, p), _)| renames.table(t) == *table && renames.table(p) == *parent)
+            .map_or(0, |(_, b)| b.rows);
+        if v.rows > was {
+            new += v.rows - was;
+            first.get_or_insert_with(|| v.first.clone());
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::ForeignKeys {
+            path: path.to_path_buf(),
+            script: step.file.clone(),
+            count: new,
+            first,
+        }),
+    }
+}
+
+/// Rows that break a foreign key, per child table and parent: how many, and the first.
+#[derive(Debug, Clone, Default)]
+struct Violations {
+    rows: usize,
+    first: String,
+}
+
+fn foreign_key_violations(
+    conn: &Connection,
+) -> rusqlite::Result<BTreeMap<(String, String), Violations>> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut out: BTreeMap<(String, String), Violations> = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let table: String = row.get(0)?;
+        let rowid: Option<i64> = row.get(1)?;
+        let parent: String = row.get(2)?;
+        let entry = out
+            .entry((table.to_lowercase(), parent.to_lowercase()))
+            .or_default();
+        entry.rows += 1;
+        if entry.first.is_empty() {
+            let rowid = rowid.map_or("(without rowid)".to_string(), |r| r.to_string());
+            entry.first = format!("table {table}, row {rowid}, referring to {parent}");
+        }
+    }
+    Ok(out)
+}
+
+/// Tables and columns renamed by the statements that ran (`ALTER TABLE … RENAME`): a renamed
+/// table or column is the same one under its new name, never a loss.
+#[derive(Debug, Clone, Default)]
+struct Renames {
+    tables: Vec<(String, String)>,
+    columns: Vec<(String, String, String)>,
+}
+
+impl Renames {
+    fn note(&mut self, text: &str) {
+        if let Some(r) = sql::rename(text) {
+            match r.column {
+                None => self.tables.push((r.table, r.to)),
+                Some(col) => self.columns.push((self.table(&r.table), col, r.to)),
+            }
+        }
+    }
+
+    fn extend(&mut self, other: Renames) {
+        self.tables.extend(other.tables);
+        self.columns.extend(other.columns);
+    }
+
+    /// What `table` is called now.
+    fn table(&self, table: &str) -> String {
+        let mut name = table.to_lowercase();
+        for (from, to) in &self.tables {
+            if *from == name {
+                name.clone_from(to);
+            }
+        }
+        name
+    }
+
+    /// What `column` of the table now called `table` is called now.
+    fn column(&self, table: &str, column: &str) -> String {
+        let mut name = column.to_lowercase();
+        for (t, from, to) in &self.columns {
+            if self.table(t) == table && *from == name {
+                name.clone_from(to);
+            }
+        }
+        name
+    }
+}
+
+/// What a database held before its plan ran, to account for every row after.
+#[derive(Debug, Default)]
+struct Baseline {
+    /// Per table (lower-cased): its name, rows and columns (lower-cased).
+    tables: BTreeMap<String, (String, i64, Vec<String>)>,
+    sequences: BTreeMap<String, i64>,
+    fk: BTreeMap<(String, String), Violations>,
+}
+
+impl Baseline {
+    fn read(conn: &Connection) -> rusqlite::Result<Baseline> {
+        let tables = data_tables(conn)?
+            .into_iter()
+            .map(|(name, columns)| {
+                let rows = count(conn, &name)?;
+                Ok((name.to_lowercase(), (name, rows, columns)))
+            })
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Baseline {
+            tables,
+            sequences: sequences(conn)?,
+            fk: foreign_key_violations(conn)?,
+        })
+    }
+
+    /// What the plan kept and dropped: `before` is a file holding the state before it ran, to
+    /// count the values of dropped columns in.
+    fn account(
+        &self,
+        conn: &Connection,
+        before: Option<&Path>,
+        renames: &Renames,
+    ) -> rusqlite::Result<Account> {
+        let now: BTreeMap<String, (String, Vec<String>)> = data_tables(conn)?
+            .into_iter()
+            .map(|(name, cols)| (name.to_lowercase(), (name, cols)))
+            .collect();
+        let old = match before {
+            Some(p) => Some(Connection::open_with_flags(
+                p,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?),
+            None => None,
+        };
+        let mut lost = Vec::new();
+        for (key, (name, rows, columns)) in &self.tables {
+            let renamed = renames.table(key);
+            let Some((now_name, now_cols)) = now.get(&renamed) else {
+                if *rows > 0 {
+                    lost.push(Loss::Table {
+                        table: name.clone(),
+                        rows: *rows,
+                    });
+                }
+                continue;
+            };
+            let after = count(conn, now_name)?;
+            if after < *rows {
+                lost.push(Loss::Rows {
+                    table: now_name.clone(),
+                    before: *rows,
+                    after,
+                });
+            }
+            for col in columns {
+                if now_cols.contains(&renames.column(&renamed, col)) {
+                    continue;
+                }
+                let Some(old) = &old else { continue };
+                let values: i64 = old.query_row(
+                    &format!("SELECT count({}) FROM {}", quote(col), quote(name)),
+                    [],
+                    |r| r.get(0),
+                )?;
+                if values > 0 {
+                    lost.push(Loss::Column {
+                        table: now_name.clone(),
+                        column: col.clone(),
+                        values,
+                    });
+                }
+            }
+        }
+        let broken_before = self
+            .fk
+            .iter()
+            .map(|((table, parent), v)| Broken {
+                table: table.clone(),
+                parent: parent.clone(),
+                rows: v.rows,
+            })
+            .collect();
+        Ok(Account {
+            lost,
+            broken_before,
+            ..Account::default()
+        })
+    }
+
+    /// Raises each AUTOINCREMENT table's `sqlite_sequence` row back to where it was, so ids that
+    /// were handed out (and deleted since) are never handed out again. Returns those it raised.
+    fn keep_sequences(
+        &self,
+        conn: &Connection,
+        renames: &Renames,
+    ) -> rusqlite::Result<Vec<Sequence>> {
+        let now = sequences(conn)?;
+        let mut raised = Vec::new();
+        for (table, seq) in &self.sequences {
+            let table = renames.table(table);
+            if now.get(&table).is_some_and(|s| s >= seq) || !autoincrement(conn, &table)? {
+                continue;
+            }
+            let updated = conn.execute(
+                "UPDATE sqlite_sequence SET seq = ?2 WHERE lower(name) = ?1",
+                rusqlite::params![table, seq],
+            )?;
+            if updated == 0 {
+                conn.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (?1, ?2)",
+                    rusqlite::params![table, seq],
+                )?;
+            }
+            raised.push(Sequence {
+                table,
+                seq: *seq,
+            });
+        }
+        Ok(raised)
+    }
+}
+
+/// The tables that hold data of their own, with their columns: ordinary tables and virtual
+/// tables that keep their own content (not an external-content index, which can be rebuilt).
+fn data_tables(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<String>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT l.name, l.type, m.sql FROM pragma_table_list l
+         JOIN sqlite_master m ON m.name = l.name AND m.type = 'table'
+         WHERE l.schema = 'main' AND l.type IN ('table', 'virtual')",
+    )?;
+    let found: Vec<(String, String, Option<String>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (name, kind, text) in found {
+        if schema::left_out(&name) {
+            continue;
+        }
+        if kind == "virtual" {
+            let text = text.unwrap_or_default();
+            let toks = sql::lex(&text);
+            if toks
+                .windows(2)
+                .any(|w| w[0].norm == "content" && w[1].norm == "=")
+            {
+                continue;
+            }
+        }
+        let mut stmt = conn.prepare("SELECT lower(name) FROM pragma_table_info(?1)")?;
+        let columns = stmt
+            .query_map([&name], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        out.push((name, columns));
+    }
+    Ok(out)
+}
+
+fn count(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
+    conn.query_row(&format!("SELECT count(*) FROM {}", quote(table)), [], |r| {
+        r.get(0)
+    })
+}
+
+fn sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
+    let exists: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(BTreeMap::new());
+    }
+    let mut stmt = conn.prepare("SELECT lower(name), seq FROM sqlite_sequence")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+fn autoincrement(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND lower(name) = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(text.is_some_and(|t| sql::tokens(&t).iter().any(|w| w == "autoincrement")))
 }
 
 /// `PRAGMA quick_check` through `conn`: a damaged database is never migrated or committed.
@@ -271,107 +985,6 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs one script inside the open transaction, then checks and sets the version row.
-pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
-    for stmt in sql::statements(&script.sql) {
-        let failed = |message: String| Error::StepFailed {
-            path: path.to_path_buf(),
-            script: script.file.clone(),
-            line: stmt.line,
-            message,
-        };
-        conn.execute_batch(stmt.text)
-            .map_err(|e| failed(e.to_string()))?;
-        // Planning refuses transaction control, but should a statement still end the tool's
-        // transaction, stop at once rather than run the rest outside one.
-        if conn.is_autocommit() {
-            return Err(failed(
-                "the statement ended aifp-migrate's transaction; remove it from the script".into(),
-            ));
-        }
-    }
-
-    let found = match inspect::read_version(conn, path) {
-        Ok(State::Versioned(v)) if v == script.from || v == script.to => None,
-        Ok(State::Versioned(v)) => Some(v.to_string()),
-        Ok(_) => Some("nothing (the row or table is gone)".to_string()),
-        Err(e) => Some(e.to_string()),
-    };
-    if let Some(found) = found {
-        return Err(Error::VersionTampered {
-            path: path.to_path_buf(),
-            script: script.file.clone(),
-            found,
-            from: script.from.to_string(),
-            to: script.to.to_string(),
-        });
-    }
-    conn.execute(
-        "UPDATE schema_version SET version = ?1, updated_at = CURRENT_TIMESTAMP WHERE id = 1",
-        [script.to.to_string()],
-    )
-    .map_err(|e| Error::StepFailed {
-        path: path.to_path_buf(),
-        script: script.file.clone(),
-        line: 0,
-        message: format!("writing the version row: {e}"),
-    })?;
-
-    check_foreign_keys(conn, path, script)
-}
-
-/// Step 11 of SQLite's table rebuild: no row may break a foreign key before COMMIT.
-fn check_foreign_keys(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
-    // The check itself fails when a schema the script left makes a foreign key meaningless
-    // (a parent without the key it names): that is the script's failure too.
-    let found = foreign_key_violations(conn).map_err(|e| Error::StepFailed {
-        path: path.to_path_buf(),
-        script: script.file.clone(),
-        line: 0,
-        message: format!("foreign key check after the script: {e}"),
-    })?;
-    match found {
-        None => Ok(()),
-        Some((count, first)) => Err(Error::ForeignKeys {
-            path: path.to_path_buf(),
-            script: script.file.clone(),
-            count,
-            first,
-        }),
-    }
-}
-
-/// Refuses, while planning, a database whose rows already break a foreign key: a step's check
-/// would fail on them and blame the script, after other databases of the run were migrated.
-pub fn require_foreign_keys_intact(conn: &Connection, path: &Path) -> Result<(), Error> {
-    match foreign_key_violations(conn).map_err(|e| classify(path, e))? {
-        None => Ok(()),
-        Some((count, first)) => Err(Error::BrokenBefore {
-            path: path.to_path_buf(),
-            count,
-            first,
-        }),
-    }
-}
-
-/// How many rows break a foreign key, and the first of them, if any do.
-fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<Option<(usize, String)>> {
-    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
-    let mut rows = stmt.query([])?;
-    let mut first: Option<String> = None;
-    let mut count = 0usize;
-    while let Some(row) = rows.next()? {
-        count += 1;
-        if first.is_none() {
-            let table: String = row.get(0)?;
-            let rowid: Option<i64> = row.get(1)?;
-            let parent: String = row.get(2)?;
-            let rowid = rowid.map_or("(without rowid)".to_string(), |r| r.to_string());
-            first = Some(format!("table {table}, row {rowid}, referring to {parent}"));
-        }
-    }
-    Ok(first.map(|f| (count, f)))
-}
 
 /// The version table, exactly as the AIFP plan defines it.
 pub const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

@@ -48,21 +48,30 @@ impl Script {
     /// What the step does, in the words of its first comment line (the bundled scripts open
     /// with one written for users reading what an update brings).
     pub fn description(&self) -> Option<&str> {
-        self.sql
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .and_then(|l| l.strip_prefix("--"))
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
+        description(&self.sql)
     }
 
     /// The label of the file name (`git_integration`), if it has one.
     pub fn label(&self) -> Option<&str> {
-        let stem = self.file.strip_suffix(".sql")?;
-        let after = stem.split_once("_to_v")?.1;
-        after.split_once('_').map(|(_, label)| label)
+        label(&self.file)
     }
+}
+
+/// A script's first comment line, if it opens with one.
+pub fn description(sql: &str) -> Option<&str> {
+    sql.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .and_then(|l| l.strip_prefix("--"))
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+}
+
+/// The label of a script's file name (`v1.0_to_v1.1_git_integration.sql` -> `git_integration`).
+pub fn label(file: &str) -> Option<&str> {
+    let stem = file.strip_suffix(".sql")?;
+    let after = stem.split_once("_to_v")?.1;
+    after.split_once('_').map(|(_, label)| label)
 }
 
 /// The scripts for one database.

@@ -14,7 +14,7 @@ use clap::{Parser, ValueEnum};
 use crate::catalog::Root;
 use crate::discovery::DbName;
 use crate::error::Error;
-use crate::options::{Format, Mode, Options, RunKind, Verbosity};
+use crate::options::{Format, Goal, Mode, Options, RunKind, Verbosity};
 use crate::plan::Target;
 use crate::progress::{Progress, Reporter, Unit};
 use crate::run::Outcome;
@@ -94,6 +94,17 @@ pub struct Cli {
     /// Create the missing per-project databases at their latest version (--db aifp_core for the core)
     #[arg(long)]
     init: bool,
+    /// With --db NAME: bring it to the schema FILE builds from nothing (FILE writes its version
+    /// into schema_version); scripts first where the set has them, the rest generated
+    #[arg(long, value_name = "FILE")]
+    to_schema: Option<PathBuf>,
+    /// With --all or --db NAME: bring each drifted database back to the exact schema of the
+    /// version it records, keeping its data
+    #[arg(long)]
+    repair: bool,
+    /// Let a plan drop rows, tables or column values (listed in the report; the backup keeps them)
+    #[arg(long)]
+    allow_data_loss: bool,
     /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
     #[arg(long, value_name = "DIR")]
     scan: Option<PathBuf>,
@@ -189,6 +200,21 @@ impl Cli {
                 ));
             }
         }
+        let goals = [
+            ("--target", self.target.is_some()),
+            ("--rollback", self.rollback),
+            ("--to-schema", self.to_schema.is_some()),
+            ("--repair", self.repair),
+        ];
+        if let [a, b, ..] = goals.iter().filter(|g| g.1).map(|g| g.0).collect::<Vec<_>>()[..] {
+            return usage(&format!("{a} and {b} exclude each other"));
+        }
+        if self.to_schema.is_some() && (only.is_none() || special.is_some()) {
+            return usage("--to-schema FILE works only with --db NAME when migrating");
+        }
+        if self.repair && (special.is_some() || (!self.all && only.is_none())) {
+            return usage("--repair goes with --all or --db NAME");
+        }
         if self.dry_run && self.rehearse {
             return usage("--dry-run and --rehearse exclude each other");
         }
@@ -247,7 +273,11 @@ impl Cli {
             }
             None if self.all || only.is_some() => Mode::Migrate {
                 only,
-                target: self.target()?,
+                goal: match (&self.to_schema, self.repair) {
+                    (Some(file), _) => Goal::Schema(cwd.join(file)),
+                    (None, true) => Goal::Repair,
+                    (None, false) => Goal::Version(self.target()?),
+                },
                 kind: match (self.dry_run, self.rehearse) {
                     (true, _) => RunKind::DryRun,
                     (_, true) => RunKind::Rehearse,
@@ -294,6 +324,7 @@ impl Cli {
             .or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
             .map(|d| cwd.join(d).join("aifp-migrate"));
         Ok(Options {
+            allow_data_loss: self.allow_data_loss,
             scan,
             cache_dir,
             mode,

@@ -148,11 +148,50 @@ pub enum Error {
         first: String,
     },
 
-    #[error("{path} already has {count} row(s) that break a foreign key (first: {first}), before any script ran; nothing was changed: fix or delete those rows, or restore a backup, then migrate")]
-    BrokenBefore {
+    #[error("{file} does not build a database: {}{message}: fix the file, or point to another", at_line_colon(*.line))]
+    TargetSchema {
+        file: String,
+        line: usize,
+        message: String,
+    },
+
+    /// `account` lists every loss: `table notes (3 rows) dropped; column tasks.priority (2 values) dropped`.
+    #[error("{path}: {step} would lose data: {account}; nothing was changed, the data is still in {path}: move it first with a script, or run again with --allow-data-loss (the backup made first keeps it)")]
+    DataLoss {
         path: PathBuf,
+        step: String,
+        account: String,
+    },
+
+    #[error("{path}: {count} row(s) of table {table} break the target's {constraint} (rowid {rowids}); nothing was changed: fix or delete those rows, then run again")]
+    Tighter {
+        path: PathBuf,
+        table: String,
+        constraint: String,
+        count: usize,
+        rowids: String,
+    },
+
+    #[error("{path}: after {step} the schema still differs from the target ({count} difference(s), first: {first}); the database was left as it was")]
+    NotConverged {
+        path: PathBuf,
+        step: String,
         count: usize,
         first: String,
+    },
+
+    #[error("{path} went from v{planned} to v{found} while this run was planning (another aifp-migrate or AIFP changed it); nothing was changed: check it again (aifp-migrate --check) and run again")]
+    ChangedMeanwhile {
+        path: PathBuf,
+        planned: String,
+        found: String,
+    },
+
+    #[error("{path}: after {step}, {message}: a view or trigger names something that no longer exists; the database was left as it was")]
+    Dangling {
+        path: PathBuf,
+        step: String,
+        message: String,
     },
 
     #[error("{path}: backup to {backup} failed: {message}; nothing was changed")]
@@ -195,8 +234,12 @@ pub enum Error {
         hint: String,
     },
 
-    #[error("{path}: COMMIT failed ({message}); the database was left as it was")]
-    CommitFailed { path: PathBuf, message: String },
+    #[error("{path}: COMMIT failed ({message}); it was rolled back, and the database reads as before{}", kept(.backup))]
+    CommitFailed {
+        path: PathBuf,
+        message: String,
+        backup: Option<PathBuf>,
+    },
 
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
@@ -212,6 +255,22 @@ fn at_line(line: usize) -> String {
         String::new()
     } else {
         format!(" line {line}")
+    }
+}
+
+/// Where the backup of a failed COMMIT is kept, since what such a COMMIT left cannot be proven.
+fn kept(backup: &Option<PathBuf>) -> String {
+    backup.as_ref().map_or(String::new(), |b| {
+        format!(" (its backup is kept at {}, in case)", b.display())
+    })
+}
+
+/// "line N: ", or nothing for a failure of the file as a whole (line 0).
+fn at_line_colon(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!("line {line}: ")
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Options {
     pub scan: Option<PathBuf>,
     /// Where the drift cache lives (`$XDG_CACHE_HOME/aifp-migrate`), if anywhere.
     pub cache_dir: Option<PathBuf>,
+    /// `--allow-data-loss`: a plan may drop rows, tables or values (the backup keeps them).
+    pub allow_data_loss: bool,
     pub format: Format,
     pub verbosity: Verbosity,
 }
@@ -32,10 +34,10 @@ pub struct Options {
 pub enum Mode {
     /// Read-only report, of every database or of one.
     Check { only: Option<DbName> },
-    /// Migrate every database found (`only == None`) or one, to `target`.
+    /// Migrate every database found (`only == None`) or one, toward `goal`.
     Migrate {
         only: Option<DbName>,
-        target: Target,
+        goal: Goal,
         kind: RunKind,
     },
     /// Put back one database's newest backup (or `from`); with `only == None`, every database
@@ -58,6 +60,18 @@ pub enum Mode {
     },
     /// Create the missing per-project databases (or the one named) at their latest version.
     Init { only: Option<DbName> },
+}
+
+/// Where a migrating mode takes each database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goal {
+    /// Along the migration set's scripts, to a version.
+    Version(Target),
+    /// To the schema the file builds (`--to-schema FILE`): scripts first where they go part of
+    /// the way, the rest converged.
+    Schema(PathBuf),
+    /// Back to the exact schema of the version each database records (`--repair`).
+    Repair,
 }
 
 /// How a migrating mode runs its plan.

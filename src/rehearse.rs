@@ -13,9 +13,9 @@ use crate::backup;
 use crate::catalog::Set;
 use crate::error::Error;
 use crate::inspect;
-use crate::plan::Target;
 use crate::progress::Reporter;
 use crate::schema;
+use crate::scratch;
 
 /// What a rehearsal found.
 #[derive(Debug)]
@@ -31,12 +31,13 @@ pub struct Rehearsal {
     pub drift: Vec<String>,
 }
 
-/// Rehearses bringing the database at `path` to `target`.
+/// Rehearses the plan `plan` makes for the database at `path` (asked, as in a real run, under
+/// the copy's write lock); `set` gives the expected schema of the version reached, if any.
 pub fn rehearse(
     path: &Path,
-    set: &Set,
-    target: &Target,
-    run_id: &str,
+    set: Option<&Set>,
+    request: apply::Request<'_>,
+    plan: impl FnOnce(&rusqlite::Connection, &crate::version::Version) -> Result<Vec<crate::plan::Step>, Error>,
     progress: &Reporter,
 ) -> Result<Rehearsal, Error> {
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
@@ -77,7 +78,12 @@ pub fn rehearse(
     drop(src);
 
     let real = path.display().to_string();
-    let result = apply::migrate(&copy, set, target, run_id, false, progress).map_err(|e| {
+    let request = apply::Request {
+        take_backup: false,
+        before: Some(path),
+        ..request
+    };
+    let result = apply::migrate(&copy, request, plan, progress).map_err(|e| {
         let message = e.to_string().replace(&copy.display().to_string(), &real);
         let message = message.replace("; the database was left as it was", "");
         format!("{message} (in a rehearsal on a copy: the database itself was not touched)")
@@ -91,7 +97,8 @@ pub fn rehearse(
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .map_err(|e| Error::sqlite(&copy, e))?;
     let drift = match (&result, schema::read(&after)) {
-        (Ok(done), Ok(actual)) => schema::expected(set, &done.to)
+        (Ok(done), Ok(actual)) => set
+            .and_then(|set| scratch::expected(set, &done.to).ok())
             .map(|expected| schema::diff(&expected, &actual))
             .unwrap_or_default(),
         _ => Vec::new(),

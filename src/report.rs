@@ -105,8 +105,22 @@ pub struct RunEntry {
     /// For a stamp: how the schema differs from the version recorded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// What the plan kept and dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountEntry>,
+    /// Why the status is what it is, when it is not plain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What a plan kept and dropped, and the backup that keeps what it dropped.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountEntry {
+    #[serde(flatten)]
+    pub account: crate::apply::Account,
+    pub kept_in: Option<String>,
 }
 
 impl RunEntry {
@@ -122,6 +136,8 @@ impl RunEntry {
             steps: Vec::new(),
             rehearsal: None,
             drift: Vec::new(),
+            account: None,
+            reason: None,
             error: None,
         }
     }
@@ -146,8 +162,12 @@ pub enum RunStatus {
     Failed,
     Planned,
     Missing,
-    /// Not reached: an earlier database of the same run failed.
+    /// Not reached, or rolled back unchanged: another database of the same project failed.
     Skipped,
+    /// Committed, then put back from its backup: another database of the project failed to commit.
+    PutBack,
+    /// Could not be planned (in a `--scan`, where the other projects go ahead).
+    Error,
     /// A rehearsal on a copy succeeded, or failed.
     WouldSucceed,
     WouldFail,
@@ -171,6 +191,11 @@ pub struct StepEntry {
     pub from: String,
     pub to: String,
     pub script: String,
+    /// `script`, or `converge` for a step the tool generated.
+    pub kind: &'static str,
+    /// For a generated step: what it changes, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<String>,
     /// The label of the script's name (`git_integration`), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -208,7 +233,15 @@ impl Report {
             Report::Run { databases } => u8::from(
                 databases
                     .iter()
-                    .any(|d| matches!(d.status, RunStatus::Failed | RunStatus::WouldFail)),
+                    .any(|d| {
+                        matches!(
+                            d.status,
+                            RunStatus::Failed
+                                | RunStatus::WouldFail
+                                | RunStatus::Error
+                                | RunStatus::PutBack
+                        )
+                    }),
             ),
             Report::Verify { sets } => u8::from(
                 sets.iter()

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, State, LOCK_WAIT};
 use crate::schema;
+use crate::scratch;
 
 /// What a restore did.
 #[derive(Debug, Clone)]
@@ -68,7 +69,7 @@ pub fn check_source(
             )));
         }
         let have = schema::read(&conn).map_err(|e| bad(e.to_string()))?;
-        if let Ok(want) = schema::expected(set, v) {
+        if let Ok(want) = scratch::expected(set, v) {
             let missing: Vec<&str> = want
                 .tables()
                 .filter(|t| !have.tables().any(|h| h == *t))

@@ -3,39 +3,65 @@
 //! A schema is read from SQLite's own catalogue: per table its columns, CHECKs, foreign keys,
 //! UNIQUE constraints and options; every index, trigger and view by its normalised SQL. Quoting,
 //! case and whitespace that do not change meaning are ignored; `sqlite_*`, `aifp_migrate_*` and
-//! `schema_version` are left out. The expected schema of a version is built by replaying the
-//! initial schema and the chain in a scratch in-memory database.
+//! `schema_version` are left out. Schemas are built by running SQL in `scratch`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
 
 use rusqlite::Connection;
 
-use crate::catalog::Set;
-use crate::error::Error;
-use crate::plan;
 use crate::sql;
-use crate::version::Version;
 
-/// How messages name the in-memory databases that expected schemas are built in.
-pub const SCRATCH: &str = "(scratch database)";
-
-/// A database's schema, normalised.
+/// A database's schema, normalised. Two schemas are equal when they mean the same: the SQL each
+/// object was written with and the order of columns are kept (a plan needs them) but not compared.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Schema {
-    tables: BTreeMap<String, Table>,
+    pub(crate) tables: BTreeMap<String, Table>,
+    /// Virtual tables (FTS5 and others), by their normalised SQL; their shadow tables are theirs
+    /// and are never read as tables of their own.
+    pub(crate) virtuals: BTreeMap<String, Object>,
     /// Indexes, triggers and views: kind and name to normalised SQL.
-    others: BTreeMap<(String, String), String>,
+    pub(crate) others: BTreeMap<(String, String), Object>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Table {
-    /// Column name to its declaration: type, NOT NULL, DEFAULT, PRIMARY KEY.
-    columns: BTreeMap<String, String>,
-    /// CHECKs, foreign keys, UNIQUE constraints, AUTOINCREMENT, WITHOUT ROWID, STRICT.
-    constraints: BTreeSet<String>,
+/// An index, trigger, view or virtual table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Object {
+    /// Its normalised SQL: what is compared.
+    pub norm: String,
+    /// Its SQL as written.
+    pub sql: String,
+    /// The table it belongs to, lower-cased (for a view or virtual table, itself).
+    pub table: String,
 }
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.norm == other.norm
+    }
+}
+impl Eq for Object {}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    /// The name as stored.
+    pub name: String,
+    /// Column name to its declaration: type, NOT NULL, DEFAULT, PRIMARY KEY.
+    pub columns: BTreeMap<String, String>,
+    /// The columns in table order, lower-cased; generated ones are not among them.
+    pub order: Vec<String>,
+    /// CHECKs, foreign keys, UNIQUE constraints, AUTOINCREMENT, WITHOUT ROWID, STRICT.
+    pub constraints: BTreeSet<String>,
+    /// Its `CREATE TABLE` as written.
+    pub sql: String,
+}
+
+impl PartialEq for Table {
+    fn eq(&self, other: &Self) -> bool {
+        self.columns == other.columns && self.constraints == other.constraints
+    }
+}
+impl Eq for Table {}
 
 impl Schema {
     /// The names of its tables.
@@ -45,7 +71,7 @@ impl Schema {
 }
 
 /// Tables that belong to SQLite or to the tool, not to the schema a version describes.
-fn left_out(table: &str) -> bool {
+pub(crate) fn left_out(table: &str) -> bool {
     let t = table.to_ascii_lowercase();
     t.starts_with("sqlite_") || t.starts_with("aifp_migrate_") || t == "schema_version"
 }
@@ -53,6 +79,11 @@ fn left_out(table: &str) -> bool {
 /// Reads the schema of the database `conn` has open.
 pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
     let mut schema = Schema::default();
+    // Which tables are virtual, and which are the shadow tables of one (SQLite says so itself).
+    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")?;
+    let kinds: BTreeMap<String, String> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
         "SELECT type, name, tbl_name, sql FROM sqlite_master
          WHERE sql IS NOT NULL ORDER BY type, name",
@@ -61,24 +92,37 @@ pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (kind, name, table, text) in objects {
-        if left_out(&table) {
+        let key = name.to_lowercase();
+        let owner = table.to_lowercase();
+        if left_out(&table) || kinds.get(&owner).is_some_and(|k| k == "shadow") {
             continue;
         }
-        if kind == "table" {
-            schema
-                .tables
-                .insert(name.to_lowercase(), read_table(conn, &name, &text)?);
-        } else {
-            schema
-                .others
-                .insert((kind, name.to_lowercase()), sql::normalize(&text));
+        let object = Object {
+            norm: sql::normalize(&text),
+            sql: text,
+            table: owner,
+        };
+        match (kind.as_str(), kinds.get(&key).map(String::as_str)) {
+            ("table", Some("virtual")) => {
+                schema.virtuals.insert(key, object);
+            }
+            ("table", _) => {
+                let table = read_table(conn, &name, object.sql)?;
+                schema.tables.insert(key, table);
+            }
+            _ => {
+                schema.others.insert((kind, key), object);
+            }
         }
     }
     Ok(schema)
 }
 
-fn read_table(conn: &Connection, name: &str, text: &str) -> rusqlite::Result<Table> {
-    let mut table = Table::default();
+fn read_table(conn: &Connection, name: &str, text: String) -> rusqlite::Result<Table> {
+    let mut table = Table {
+        name: name.to_string(),
+        ..Table::default()
+    };
     let mut stmt = conn.prepare(
         "SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1)",
     )?;
@@ -104,8 +148,11 @@ fn read_table(conn: &Connection, name: &str, text: &str) -> rusqlite::Result<Tab
                 let _ = write!(decl, " PRIMARY KEY (part {n})");
             }
         }
-        if r.get::<_, i64>(5)? != 0 {
+        let generated = r.get::<_, i64>(5)? != 0;
+        if generated {
             decl.push_str(" GENERATED");
+        } else {
+            table.order.push(col.to_lowercase());
         }
         let decl = decl.trim();
         let decl = if decl.is_empty() { "untyped" } else { decl };
@@ -161,8 +208,10 @@ fn read_table(conn: &Connection, name: &str, text: &str) -> rusqlite::Result<Tab
             .insert(format!("UNIQUE ({})", cols.join(", ")));
     }
 
-    let tokens = sql::tokens(text);
-    table.constraints.extend(checks(&tokens));
+    table
+        .constraints
+        .extend(sql::checks(&text).into_iter().map(|(norm, _)| norm));
+    let tokens = sql::tokens(&text);
     for (word, constraint) in [("autoincrement", "AUTOINCREMENT"), ("strict", "STRICT")] {
         if tokens.iter().any(|t| t == word) {
             table.constraints.insert(constraint.to_string());
@@ -171,30 +220,8 @@ fn read_table(conn: &Connection, name: &str, text: &str) -> rusqlite::Result<Tab
     if tokens.windows(2).any(|w| w == ["without", "rowid"]) {
         table.constraints.insert("WITHOUT ROWID".to_string());
     }
+    table.sql = text;
     Ok(table)
-}
-
-/// Every `CHECK (…)` in a table's normalised tokens.
-fn checks(tokens: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, t) in tokens.iter().enumerate() {
-        if t != "check" || tokens.get(i + 1).map(String::as_str) != Some("(") {
-            continue;
-        }
-        let mut depth = 0;
-        for (j, t) in tokens.iter().enumerate().skip(i + 1) {
-            match t.as_str() {
-                "(" => depth += 1,
-                ")" => depth -= 1,
-                _ => {}
-            }
-            if depth == 0 {
-                out.push(format!("CHECK {}", tokens[i + 1..=j].join(" ")));
-                break;
-            }
-        }
-    }
-    out
 }
 
 /// The differences between `expected` and `actual`, one readable line each; empty when they match.
@@ -231,11 +258,27 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Vec<String> {
             out.push(format!("table {name}: not expected"));
         }
     }
+    for (name, want) in &expected.virtuals {
+        match actual.virtuals.get(name) {
+            None => out.push(format!("virtual table {name}: missing")),
+            Some(have) if have != want => out.push(format!(
+                "virtual table {name}: differs (expected `{}`, found `{}`)",
+                want.norm, have.norm
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in actual.virtuals.keys() {
+        if !expected.virtuals.contains_key(name) {
+            out.push(format!("virtual table {name}: not expected"));
+        }
+    }
     for ((kind, name), want) in &expected.others {
         match actual.others.get(&(kind.clone(), name.clone())) {
             None => out.push(format!("{kind} {name}: missing")),
             Some(have) if have != want => out.push(format!(
-                "{kind} {name}: differs (expected `{want}`, found `{have}`)"
+                "{kind} {name}: differs (expected `{}`, found `{}`)",
+                want.norm, have.norm
             )),
             Some(_) => {}
         }
@@ -246,61 +289,6 @@ pub fn diff(expected: &Schema, actual: &Schema) -> Vec<String> {
         }
     }
     out
-}
-
-/// Runs `set`'s initial schema and its chain up to `version` in a scratch in-memory database,
-/// with the same pragmas and per-step checks as a real migration, and returns that connection.
-pub fn replay(set: &Set, version: &Version) -> Result<Connection, Error> {
-    let scratch = Path::new(SCRATCH);
-    let initial = set
-        .initials
-        .iter()
-        .filter(|i| &i.to <= version)
-        .max_by(|a, b| a.to.cmp(&b.to))
-        .ok_or_else(|| Error::NoInitialSchema {
-            set: set.name.clone(),
-            version: version.to_string(),
-        })?;
-    let steps =
-        plan::chain(set, &initial.to, version).map_err(|e| Error::plan(Path::new(&set.name), e))?;
-    let conn = Connection::open_in_memory().map_err(|e| Error::sqlite(scratch, e))?;
-    // As in a real run: pragmas first, then one transaction (never committed: it is scratch).
-    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; BEGIN;")
-        .map_err(|e| Error::sqlite(scratch, e))?;
-    conn.execute_batch(&initial.sql)
-        .map_err(|e| Error::StepFailed {
-            path: scratch.to_path_buf(),
-            script: initial.file.clone(),
-            line: 0,
-            message: e.to_string(),
-        })?;
-    // The tool owns the version row: an initial schema that does not write it still gets it.
-    crate::apply::set_version(&conn, &initial.to).map_err(|e| Error::StepFailed {
-        path: scratch.to_path_buf(),
-        script: initial.file.clone(),
-        line: 0,
-        message: format!("writing the version row: {e}"),
-    })?;
-    for script in steps {
-        crate::apply::run_step(&conn, scratch, script)?;
-    }
-    Ok(conn)
-}
-
-/// The schema `set` says a database at `version` has.
-pub fn expected(set: &Set, version: &Version) -> Result<Schema, Error> {
-    let conn = replay(set, version)?;
-    read(&conn).map_err(|e| Error::sqlite(Path::new(SCRATCH), e))
-}
-
-/// The versions of `set` whose expected schema is exactly `actual`.
-pub fn matching_versions(set: &Set, actual: &Schema) -> Vec<Version> {
-    let versions: BTreeSet<&Version> = set.versions().collect();
-    versions
-        .into_iter()
-        .filter(|v| expected(set, v).is_ok_and(|s| &s == actual))
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
@@ -371,9 +359,9 @@ mod tests {
         for name in crate::discovery::DbName::ALL {
             let set = crate::catalog::load(&crate::catalog::Root::BuiltIn, name.as_str()).unwrap();
             for v in set.versions().collect::<BTreeSet<_>>() {
-                let s = expected(&set, v).unwrap();
+                let s = crate::scratch::expected(&set, v).unwrap();
                 assert_eq!(
-                    matching_versions(&set, &s),
+                    crate::scratch::matching_versions(&set, &s),
                     std::slice::from_ref(v),
                     "{name:?} v{v}"
                 );

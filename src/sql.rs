@@ -208,11 +208,32 @@ pub fn normalize(sql: &str) -> String {
 
 /// The normalised tokens of `sql` (see `normalize`).
 pub fn tokens(sql: &str) -> Vec<String> {
-    let mut lexer = Lexer::new(sql);
     let mut out: Vec<String> = Vec::new();
+    for t in lex(sql) {
+        out.push(t.norm);
+        if out.len() >= 3 && out[out.len() - 3..] == ["if", "not", "exists"] {
+            out.truncate(out.len() - 3);
+        }
+    }
+    out
+}
+
+/// One significant token as written: where it is, and its normalised spelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lexed {
+    pub start: usize,
+    pub end: usize,
+    /// Words and quoted names lower-cased and unquoted; anything else as written.
+    pub norm: String,
+}
+
+/// The significant tokens of `sql` with their byte ranges (comments and whitespace skipped).
+pub fn lex(sql: &str) -> Vec<Lexed> {
+    let mut lexer = Lexer::new(sql);
+    let mut out = Vec::new();
     while let Some((token, start, _)) = lexer.next_token() {
         let text = &sql[start..lexer.pos];
-        out.push(match token {
+        let norm = match token {
             Token::Word(w) => w.to_lowercase(),
             Token::Name if text.len() >= 2 => {
                 let inner = &text[1..text.len() - 1];
@@ -220,12 +241,166 @@ pub fn tokens(sql: &str) -> Vec<String> {
                 inner.replace(&close.repeat(2), close).to_lowercase()
             }
             _ => text.to_string(),
+        };
+        out.push(Lexed {
+            start,
+            end: lexer.pos,
+            norm,
         });
-        if out.len() >= 3 && out[out.len() - 3..] == ["if", "not", "exists"] {
-            out.truncate(out.len() - 3);
+    }
+    out
+}
+
+/// A `CREATE TABLE` statement taken apart as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef<'a> {
+    /// Where the table's name is, to write another in its place.
+    pub name: std::ops::Range<usize>,
+    /// Each column's name (normalised) and its definition as written, comments inside kept.
+    pub columns: Vec<(String, &'a str)>,
+}
+
+/// Takes apart `CREATE TABLE [IF NOT EXISTS] [schema.]name ( … )`; `None` for anything else.
+pub fn table_def(sql: &str) -> Option<TableDef<'_>> {
+    let toks = lex(sql);
+    let mut i = 0;
+    let word = |i: usize, w: &str| toks.get(i).is_some_and(|t| t.norm == w);
+    if !word(0, "create") {
+        return None;
+    }
+    i += 1;
+    if word(i, "temp") || word(i, "temporary") {
+        i += 1;
+    }
+    if !word(i, "table") {
+        return None;
+    }
+    i += 1;
+    if word(i, "if") && word(i + 1, "not") && word(i + 2, "exists") {
+        i += 3;
+    }
+    if toks.get(i + 1).is_some_and(|t| t.norm == ".") {
+        i += 2;
+    }
+    let name = toks.get(i)?;
+    let name = name.start..name.end;
+    i += 1;
+    if !word(i, "(") {
+        return None;
+    }
+    let mut columns = Vec::new();
+    let mut depth = 0usize;
+    let mut part_start: Option<usize> = None;
+    let mut part_end = 0;
+    for t in &toks[i..] {
+        match t.norm.as_str() {
+            "(" => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            ")" => {
+                depth -= 1;
+                if depth == 0 {
+                    if let Some(s) = part_start.take() {
+                        columns.extend(column(&sql[s..part_end]));
+                    }
+                    break;
+                }
+            }
+            "," if depth == 1 => {
+                if let Some(s) = part_start.take() {
+                    columns.extend(column(&sql[s..part_end]));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        part_start.get_or_insert(t.start);
+        part_end = t.end;
+    }
+    Some(TableDef { name, columns })
+}
+
+/// A part of a table's body that defines a column (not a table constraint): its name and text.
+fn column(part: &str) -> Option<(String, &str)> {
+    let first = lex(part).into_iter().next()?;
+    let constraint = ["constraint", "primary", "unique", "check", "foreign"];
+    (!constraint.contains(&first.norm.as_str())).then(|| (first.norm, part))
+}
+
+/// Every `CHECK (…)` in `sql`: its normalised text (as schemas compare it) and the expression
+/// inside as written (so it can be evaluated).
+pub fn checks(sql: &str) -> Vec<(String, String)> {
+    let toks = lex(sql);
+    let mut out = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.norm != "check" || toks.get(i + 1).map(|t| t.norm.as_str()) != Some("(") {
+            continue;
+        }
+        let mut depth = 0;
+        for (j, u) in toks.iter().enumerate().skip(i + 1) {
+            match u.norm.as_str() {
+                "(" => depth += 1,
+                ")" => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                let norm: Vec<&str> = toks[i + 1..=j].iter().map(|t| t.norm.as_str()).collect();
+                let inner = &sql[toks[i + 1].end..u.start];
+                out.push((format!("CHECK {}", norm.join(" ")), inner.trim().to_string()));
+                break;
+            }
         }
     }
     out
+}
+
+/// An `ALTER TABLE … RENAME`: of the table (`column == None`) or of one of its columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rename {
+    pub table: String,
+    pub column: Option<String>,
+    pub to: String,
+}
+
+/// The rename `statement` makes, if it is `ALTER TABLE [schema.]t RENAME [COLUMN] [a] TO b`.
+pub fn rename(statement: &str) -> Option<Rename> {
+    let toks = tokens(statement);
+    let mut t: Vec<&str> = toks.iter().map(String::as_str).collect();
+    if t.last() == Some(&";") {
+        t.pop();
+    }
+    if t.get(..2)? != ["alter", "table"] {
+        return None;
+    }
+    let mut i = 2;
+    if t.get(i + 1) == Some(&".") {
+        i += 2;
+    }
+    let table = t.get(i)?.to_string();
+    if t.get(i + 1) != Some(&"rename") {
+        return None;
+    }
+    match &t[i + 2..] {
+        ["to", to] => Some(Rename {
+            table,
+            column: None,
+            to: to.to_string(),
+        }),
+        ["column", from, "to", to] | [from, "to", to] => Some(Rename {
+            table,
+            column: Some(from.to_string()),
+            to: to.to_string(),
+        }),
+        _ => None,
+    }
+}
+
+/// `name` quoted as an SQL identifier.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -318,5 +493,44 @@ mod tests {
         ] {
             let _ = statements(sql);
         }
+    }
+
+    #[test]
+    fn a_table_definition_is_taken_apart_as_written() {
+        let sql = "CREATE TABLE IF NOT EXISTS \"Notes\" (\n  id INTEGER PRIMARY KEY, -- the key, (really)\n  body TEXT NOT NULL DEFAULT 'a,b',\n  kind TEXT CHECK (kind IN ('x', 'y')),\n  UNIQUE (body, kind)\n)";
+        let def = table_def(sql).unwrap();
+        assert_eq!(&sql[def.name.clone()], "\"Notes\"");
+        let cols: Vec<(&str, &str)> = def.columns.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        assert_eq!(
+            cols,
+            [
+                ("id", "id INTEGER PRIMARY KEY"),
+                ("body", "body TEXT NOT NULL DEFAULT 'a,b'"),
+                ("kind", "kind TEXT CHECK (kind IN ('x', 'y'))"),
+            ]
+        );
+        assert!(table_def("CREATE VIEW v AS SELECT 1").is_none());
+    }
+
+    #[test]
+    fn checks_keep_their_expression_as_written() {
+        let found = checks("CREATE TABLE t (a REAL CHECK (a <= 1.5), b TEXT, CHECK (b != 'x' OR a >= 0))");
+        assert_eq!(found[0].1, "a <= 1.5");
+        assert_eq!(found[1].1, "b != 'x' OR a >= 0");
+        assert_eq!(found[0].0, "CHECK ( a < = 1 . 5 )");
+    }
+
+    #[test]
+    fn renames_of_tables_and_columns_are_recognised() {
+        assert_eq!(
+            rename("ALTER TABLE main.\"Old\" RENAME TO [new];"),
+            Some(Rename { table: "old".into(), column: None, to: "new".into() })
+        );
+        assert_eq!(
+            rename("alter table t rename column a to b").map(|r| r.column),
+            Some(Some("a".to_string()))
+        );
+        assert_eq!(rename("ALTER TABLE t RENAME a TO b").map(|r| r.to), Some("b".into()));
+        assert_eq!(rename("ALTER TABLE t ADD COLUMN x"), None);
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::apply;
 use crate::catalog::{Script, Set};
 use crate::schema;
+use crate::scratch;
 
 /// What verifying one upgrade step found.
 #[derive(Debug, Clone, Serialize)]
@@ -95,15 +96,15 @@ fn verify_step(set: &Set, up: &Script) -> StepCheck {
 
 /// Builds the source version, runs the step up and its rollback down, and compares.
 fn round_trip(set: &Set, up: &Script, down: &Script) -> Result<Vec<String>, crate::Error> {
-    let scratch = Path::new(schema::SCRATCH);
-    let conn = schema::replay(set, &up.from)?;
+    let scratch = Path::new(scratch::SCRATCH);
+    let conn = scratch::replay(set, &up.from)?;
     let read =
         |c: &rusqlite::Connection| schema::read(c).map_err(|e| crate::Error::sqlite(scratch, e));
     let before = read(&conn)?;
-    apply::run_step(&conn, scratch, up)?;
+    apply::run_step(&conn, scratch, &crate::plan::Step::script(up))?;
     // A rollback that fails its own checks (a CTAS rebuild leaves foreign keys pointing at a
     // parent with no key) still leaves a schema to compare: name its failure and every loss.
-    let down_failed = apply::run_step(&conn, scratch, down).err();
+    let down_failed = apply::run_step(&conn, scratch, &crate::plan::Step::script(down)).err();
     let mut differences = schema::diff(&before, &read(&conn)?);
     if let Some(e) = down_failed {
         let why = match e {

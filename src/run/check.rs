@@ -1,6 +1,7 @@
 //! `--check`: a read-only report of every database, with drift answered from the cache.
 
 use super::*;
+use crate::scratch;
 
 pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
     let sets = load_sets(&opts.root, &selected);
@@ -108,7 +109,7 @@ fn check_one(
                 .into_iter()
                 .map(|s| StepEntry {
                     sql: String::new(),
-                    ..step_entry(s)
+                    ..step_entry(&plan::Step::script(s))
                 })
                 .collect();
             entry.status = if entry.pending.is_empty() {
@@ -138,11 +139,11 @@ fn drift_of(
         return cache::Found::default();
     };
     let mut found = cache::Found::default();
-    if let Some(expected) = version.and_then(|v| schema::expected(set, v).ok()) {
+    if let Some(expected) = version.and_then(|v| scratch::expected(set, v).ok()) {
         found.drift = schema::diff(&expected, &actual);
     }
     if version.is_none() || !found.drift.is_empty() {
-        found.matches = schema::matching_versions(set, &actual)
+        found.matches = scratch::matching_versions(set, &actual)
             .first()
             .map(ToString::to_string);
     }

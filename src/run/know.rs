@@ -1,6 +1,7 @@
 //! Knowing before trusting: `--verify` on scratch databases, `--stamp`, and `--init`.
 
 use super::*;
+use crate::scratch;
 
 /// `--verify [--db NAME]`: every set (that exists) or the one named, on scratch databases.
 pub(super) fn verify_sets(root: &catalog::Root, only: Option<DbName>) -> Result<Outcome, Error> {
@@ -41,7 +42,7 @@ pub(super) fn stamp(
         });
     };
     let set = catalog::load(root, name.as_str())?;
-    let expected = schema::expected(&set, version)?;
+    let expected = scratch::expected(&set, version)?;
     let actual = schema::read(&conn).map_err(|e| inspect::classify(&path, e))?;
     let differences = schema::diff(&expected, &actual);
     let before = match inspect::read_version(&conn, &path) {
@@ -54,7 +55,7 @@ pub(super) fn stamp(
     if before.as_ref() == Some(version) && differences.is_empty() {
         entry.status = RunStatus::Current;
     } else if !differences.is_empty() && !force {
-        let matches = schema::matching_versions(&set, &actual);
+        let matches = scratch::matching_versions(&set, &actual);
         return Err(Error::StampMismatch {
             path,
             version: version.to_string(),
@@ -117,7 +118,7 @@ pub(super) fn init(
         let built = if path.exists() {
             None
         } else {
-            Some(schema::replay(&set, &latest)?)
+            Some(scratch::replay(&set, &latest)?)
         };
         planned.push((name, path, latest, built));
     }

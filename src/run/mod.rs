@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::apply;
 use crate::backup;
 use crate::cache;
-use crate::catalog::{self, Script, Set};
+use crate::catalog::{self, Set};
 use crate::discovery::{self, DbName, Location};
 use crate::error::Error;
 use crate::history;
@@ -59,12 +59,12 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     }
     match &opts.mode {
         Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only))),
-        Mode::Migrate { only, target, kind } => migrate::migrate(
+        Mode::Migrate { only, goal, kind } => migrate::migrate(
             opts,
             &found.start,
             select(&found.locations, *only),
             *only,
-            target,
+            goal,
             *kind,
             progress,
         ),
@@ -90,11 +90,17 @@ pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Locat
         .collect()
 }
 
-pub(super) fn step_entry(s: &Script) -> StepEntry {
+pub(super) fn step_entry(s: &plan::Step) -> StepEntry {
     StepEntry {
         from: s.from.to_string(),
         to: s.to.to_string(),
         script: s.file.clone(),
+        kind: s.kind(),
+        summary: s
+            .converge
+            .as_ref()
+            .map(|c| c.summary.clone())
+            .unwrap_or_default(),
         label: s.label().map(str::to_string),
         description: s.description().map(str::to_string),
         origin: s.origin.clone(),
