@@ -132,8 +132,10 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Commits. A failed COMMIT is rolled back; its backup is kept, since what a failed COMMIT
-    /// left on disk cannot be proven to be the state before.
+    /// Commits. After a failed COMMIT whose transaction is still open (a reader in the way:
+    /// nothing was written), it is rolled back and the backup removed; when SQLite ended the
+    /// transaction itself (a full disk, an I/O error), what reached the disk cannot be proven,
+    /// so the backup is kept.
     pub fn commit(mut self) -> Result<Applied, Error> {
         let Some(conn) = self.conn.take() else {
             return Ok(self.applied);
@@ -141,7 +143,8 @@ impl Pending {
         match conn.execute_batch("COMMIT") {
             Ok(()) => Ok(self.applied),
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                let still_open = !conn.is_autocommit();
+                undo(&conn, self.applied.backup.as_deref());
                 let message = match classify(&self.path, e) {
                     Error::Sqlite { message, .. } => message,
                     other => other.to_string(),
@@ -149,7 +152,7 @@ impl Pending {
                 Err(Error::CommitFailed {
                     path: self.path.clone(),
                     message,
-                    backup: self.applied.backup.clone(),
+                    backup: self.applied.backup.clone().filter(|_| !still_open),
                 })
             }
         }
@@ -762,13 +765,8 @@ impl Baseline {
             .into_iter()
             .map(|(name, cols)| (name.to_lowercase(), (name, cols)))
             .collect();
-        let old = match before {
-            Some(p) => Some(Connection::open_with_flags(
-                p,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?),
-            None => None,
-        };
+        // Read as the checks read: nothing may appear beside the backup (or the original).
+        let old = before.and_then(|p| inspect::open_for_reading(p).ok());
         let mut lost = Vec::new();
         for (key, (name, rows, columns)) in &self.tables {
             let renamed = renames.table(key);

@@ -282,7 +282,7 @@ impl Report {
                         colour,
                     );
                     // An error's own line goes to stderr; here the status says enough.
-                    steps(&mut out, &d.pending, false);
+                    steps(&mut out, &d.pending, false, false);
                     for diff in &d.drift {
                         out.push_str(&format!("    drift: {diff}\n"));
                     }
@@ -321,6 +321,8 @@ impl Report {
                         d.status,
                         RunStatus::Migrated
                             | RunStatus::Failed
+                            | RunStatus::PutBack
+                            | RunStatus::Error
                             | RunStatus::Stamped
                             | RunStatus::Created
                             | RunStatus::WouldFail
@@ -338,6 +340,7 @@ impl Report {
                         }
                         (RunStatus::Current, Some(f), _) => format!("current {f}"),
                         (RunStatus::Skipped, Some(f), _) => format!("skipped, left at {f}"),
+                        (RunStatus::PutBack, Some(f), _) => format!("put back to {f}"),
                         (RunStatus::Missing, _, _) => "missing".to_string(),
                         (RunStatus::WouldSucceed, Some(f), Some(t)) => {
                             format!("rehearsed {f} -> {t}: would succeed")
@@ -359,7 +362,13 @@ impl Report {
                     } else if d.status == RunStatus::Planned {
                         out.push_str("    a backup would be made first\n");
                     }
-                    steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
+                    steps(&mut out, &d.steps, dry, verbosity == Verbosity::Verbose);
+                    if let Some(a) = &d.account {
+                        account_text(&mut out, a);
+                    }
+                    if let Some(r) = &d.reason {
+                        out.push_str(&format!("    {r}\n"));
+                    }
                     if let Some(r) = &d.rehearsal {
                         let ok = d.status == RunStatus::WouldSucceed;
                         rehearsal_text(&mut out, r, ok, verbosity);
@@ -549,7 +558,7 @@ fn paint(status: &str, colour: bool) -> String {
         _ if status.contains("WOULD FAIL") => "31",
         "current" | "migrated" | "created" | "stamped" | "rehearsed" => "32",
         "pending" | "would" => "33",
-        "failed" | "error" | "ahead" | "unversioned" => "31",
+        "failed" | "error" | "ahead" | "unversioned" | "put" => "31",
         "missing" | "skipped" | "exists" => "2",
         _ => "",
     };
@@ -561,13 +570,23 @@ fn paint(status: &str, colour: bool) -> String {
     format!("\u{1b}[{code}m{trimmed}\u{1b}[0m{pad}")
 }
 
-fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
+/// The steps, with what a generated one changes; the SQL with -v, and a generated step's in
+/// any dry run (it is written nowhere else).
+fn steps(out: &mut String, steps: &[StepEntry], dry: bool, verbose: bool) {
     for s in steps {
+        let with_sql = dry && (verbose || s.kind == "converge");
         let took = s.ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
-        let script = if with_sql { &s.origin } else { &s.script };
+        let script = if with_sql && s.kind == "script" {
+            &s.origin
+        } else {
+            &s.script
+        };
         out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
         if let Some(d) = &s.description {
             out.push_str(&format!("        {d}\n"));
+        }
+        for line in &s.summary {
+            out.push_str(&format!("        {line}\n"));
         }
         if with_sql {
             for l in s.sql.lines() {
@@ -579,5 +598,31 @@ fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
                 });
             }
         }
+    }
+}
+
+/// What a plan dropped (and where it is kept), what it kept as it was, what it built.
+fn account_text(out: &mut String, a: &AccountEntry) {
+    let kept = a.kept_in.as_deref().unwrap_or("nowhere: no backup was taken");
+    for loss in &a.account.lost {
+        out.push_str(&format!("    lost (--allow-data-loss): {loss}; kept in {kept}\n"));
+    }
+    for b in &a.account.broken_before {
+        out.push_str(&format!(
+            "    kept as it was: {} row(s) of {} that already broke their foreign key to {}\n",
+            b.rows, b.table, b.parent
+        ));
+    }
+    for q in &a.account.sequences {
+        out.push_str(&format!(
+            "    kept the AUTOINCREMENT high-water mark of {} at {}\n",
+            q.table, q.seq
+        ));
+    }
+    for f in &a.account.fts_built {
+        out.push_str(&format!(
+            "    built full-text index {} from {} row(s) of {}\n",
+            f.index, f.rows, f.table
+        ));
     }
 }

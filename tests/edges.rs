@@ -6,7 +6,7 @@ use common::*;
 use rusqlite::Connection;
 
 #[test]
-fn rows_that_already_break_a_foreign_key_are_refused_while_planning_and_nothing_is_written() {
+fn rows_that_already_break_a_foreign_key_never_block_a_migration_and_are_kept_and_counted() {
     let env = Env::new();
     env.init_all();
     Connection::open(env.db("project"))
@@ -15,23 +15,44 @@ fn rows_that_already_break_a_foreign_key_are_refused_while_planning_and_nothing_
             "PRAGMA foreign_keys = OFF; INSERT INTO files (path, project_id) VALUES ('a.py', 42);",
         )
         .unwrap();
+    let json = env.run(&["--all", "--format", "json"]).expect(0).json();
+    let project = &json["databases"][1];
+    assert_eq!(project["status"], "migrated", "{json}");
+    let broken = &project["account"]["broken_before"][0];
+    assert_eq!(broken["table"], "files");
+    assert_eq!(broken["parent"], "project");
+    assert_eq!(broken["rows"], 1);
+    assert_eq!(version(&env.db("project")), "1.2");
+    let kept: i64 = Connection::open(env.db("project"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM files WHERE path = 'a.py' AND project_id = 42",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1, "the orphan row was deleted");
+}
+
+#[test]
+fn a_step_that_adds_a_new_foreign_key_violation_still_fails_beside_old_ones() {
+    let env = Env::new();
+    env.init_all();
+    Connection::open(env.db("project"))
+        .unwrap()
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF; INSERT INTO files (path, project_id) VALUES ('a.py', 42);",
+        )
+        .unwrap();
+    std::fs::write(
+        env.migrations.join("project/v1.2_to_v1.3_orphan.sql"),
+        "-- Adds an orphan.\nINSERT INTO files (path, project_id) VALUES ('b.py', 43);\n",
+    )
+    .unwrap();
     let before = env.files();
-    let run = env.run(&["--all"]).expect(1);
-    let err = run.stderr();
-    assert!(
-        err.contains("already has 1 row(s) that break a foreign key"),
-        "{err}"
-    );
-    assert!(err.contains("before any script ran"), "{err}");
-    assert!(
-        env.files() == before,
-        "a database was changed although the plan was refused"
-    );
-    assert_eq!(
-        version(&env.db("aifp_core")),
-        "1.0",
-        "core was migrated before the refusal"
-    );
+    let err = env.run(&["--all"]).expect(1).stderr();
+    assert!(err.contains("1 row(s) break a foreign key"), "{err}");
+    assert!(env.files() == before, "a failed run changed a file");
 }
 
 #[test]

@@ -207,9 +207,23 @@ fn going_down_to_1_0_restores_the_original_schema_and_keeps_the_rows() {
 
     env.run(&["--db", "project"]).expect(0);
     assert_ne!(schema(&db), original);
-    env.run(&["--db", "project", "--rollback"]).expect(0);
+    // The rollback drops columns that hold values (their defaults): refused, nothing changed.
+    let at_1_2 = contents(&db);
+    let err = env.run(&["--db", "project", "--rollback"]).expect(1).stderr();
+    assert!(err.contains("would lose data: column notes.source"), "{err}");
+    assert_eq!(contents(&db), at_1_2);
+    assert_eq!(backups(&db).len(), 1, "a refused run keeps no backup");
+    let json = env
+        .run(&["--db", "project", "--rollback", "--allow-data-loss", "--format", "json"])
+        .expect(0)
+        .json();
+    let lost = &json["databases"][0]["account"]["lost"];
+    assert_eq!(lost[0]["what"], "column", "{json}");
+    assert_eq!(lost[0]["table"], "notes");
+    assert!(json["databases"][0]["account"]["kept_in"].is_string());
     assert_eq!(version(&db), "1.1");
-    env.run(&["--db", "project", "--target", "1.0"]).expect(0);
+    env.run(&["--db", "project", "--target", "1.0", "--allow-data-loss"])
+        .expect(0);
     assert_eq!(version(&db), "1.0");
     assert_eq!(schema(&db), original);
     // Every row is back, except the version row's timestamp, which records the change.
@@ -252,7 +266,7 @@ fn a_step_failing_mid_chain_leaves_the_database_as_it_was() {
 }
 
 #[test]
-fn a_failure_keeps_earlier_databases_migrated_and_leaves_later_ones_untouched() {
+fn a_failure_anywhere_in_a_project_leaves_every_database_of_the_run_as_it_was() {
     let env = Env::new();
     add_step(&env, "v1.2_to_v1.3_fails_midway.sql");
     env.init_all();
@@ -263,6 +277,10 @@ fn a_failure_keeps_earlier_databases_migrated_and_leaves_later_ones_untouched() 
         "-- Adds a column.\nALTER TABLE source_files ADD COLUMN extra TEXT;\n",
     )
     .unwrap();
+    let before: Vec<_> = ["aifp_core", "project", "user_directives"]
+        .iter()
+        .map(|n| (schema(&env.db(n)), contents(&env.db(n))))
+        .collect();
     let json = env.run(&["--all", "--format", "json"]).expect(1).json();
     let status: Vec<&str> = json["databases"]
         .as_array()
@@ -270,11 +288,21 @@ fn a_failure_keeps_earlier_databases_migrated_and_leaves_later_ones_untouched() 
         .iter()
         .map(|d| d["status"].as_str().unwrap())
         .collect();
-    assert_eq!(status, ["migrated", "failed", "current", "skipped"]);
-    assert_eq!(version(&env.db("aifp_core")), "1.1");
-    assert_eq!(version(&env.db("project")), "1.0");
-    assert_eq!(version(&env.db("user_directives")), "1.0");
-    assert!(backups(&env.db("user_directives")).is_empty());
+    // The core's step succeeded, then the project's failed: the core is rolled back with it.
+    assert_eq!(status, ["skipped", "failed", "current", "skipped"]);
+    assert!(json["databases"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("rolled back, unchanged: project failed"));
+    let after: Vec<_> = ["aifp_core", "project", "user_directives"]
+        .iter()
+        .map(|n| (schema(&env.db(n)), contents(&env.db(n))))
+        .collect();
+    assert!(before == after, "a database of the failed run was changed");
+    assert_eq!(version(&env.db("aifp_core")), "1.0");
+    for name in ["aifp_core", "project", "user_directives"] {
+        assert!(backups(&env.db(name)).is_empty(), "{name} kept a backup");
+    }
 }
 
 #[test]
