@@ -558,7 +558,9 @@ fn set_step_version(conn: &Connection, path: &Path, step: &Step) -> Result<(), E
 /// Every view and trigger must still compile: renaming a scratch table makes SQLite re-read
 /// the whole schema, and it names the first view or trigger that refers to something gone.
 fn check_compiles(conn: &Connection, path: &Path, step: &Step) -> Result<(), Error> {
-    let probe = "CREATE TABLE aifp_migrate_probe (x);
+    // A script may have switched legacy ALTER TABLE on, which skips that re-reading.
+    let probe = "PRAGMA legacy_alter_table = OFF;
+        CREATE TABLE aifp_migrate_probe (x);
         ALTER TABLE aifp_migrate_probe RENAME TO aifp_migrate_probe_renamed;
         DROP TABLE aifp_migrate_probe_renamed;";
     conn.execute_batch(probe).map_err(|e| {

@@ -286,6 +286,12 @@ impl Report {
                     for diff in &d.drift {
                         out.push_str(&format!("    drift: {diff}\n"));
                     }
+                    if let (false, Some(v)) = (d.drift.is_empty(), &d.current) {
+                        out.push_str(&format!(
+                            "    to bring it back to the schema of v{v}, keeping its data: aifp-migrate --db {} --repair\n",
+                            d.name
+                        ));
+                    }
                     if let Some(v) = &d.matches {
                         out.push_str(&format!("    its schema is exactly that of v{v}\n"));
                     }
