@@ -36,6 +36,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_aifp-migrate");
 /// - `write`: `BEGIN IMMEDIATE` and an uncommitted INSERT into `notes`, held.
 /// - `read`: `BEGIN` and a SELECT, so an open read transaction (a SHARED lock in rollback-journal
 ///   mode) is held.
+/// - `set-version-1.0-later`: `BEGIN IMMEDIATE`, the version row set to 1.0, and after 1.5 s a
+///   COMMIT: another run that changes the database while this one plans.
 /// - `wal-commit`: `wal_autocheckpoint=0`, distinctive rows inserted and COMMITTED, the
 ///   connection kept open so the rows stay in `-wal` and out of the main file.
 #[test]
@@ -72,10 +74,18 @@ fn child_lock_holder() {
             )
             .unwrap();
         }
+        "set-version-1.0-later" => conn
+            .execute_batch("BEGIN IMMEDIATE; UPDATE schema_version SET version = '1.0';")
+            .unwrap(),
         other => panic!("unknown {HOLD_MODE} {other:?}"),
     }
     println!("\n{HELD}");
     std::io::stdout().flush().unwrap();
+    if mode == "set-version-1.0-later" {
+        // Another run that finishes while this one plans: commit, let go of the lock, end.
+        std::thread::sleep(Duration::from_millis(1500));
+        conn.execute_batch("COMMIT").unwrap();
+    }
 
     // Hold until the parent closes our stdin (or dies), with a safety net.
     let (tx, rx) = mpsc::channel();
@@ -743,4 +753,67 @@ fn check_answers_at_once_while_another_process_holds_the_write_lock() {
     assert_eq!(version(&db), "1.0");
     assert_eq!(contents(&db), contents_before);
     assert_eq!(backups(&db), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_commit_that_fails_after_another_database_committed_puts_that_one_back() {
+    let env = Env::new();
+    env.init_all();
+    let core = env.db("aifp_core");
+    let db = env.db("project");
+    Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "delete")
+        .unwrap();
+    seed(&db);
+    let before: Vec<_> = [&core, &db]
+        .iter()
+        .map(|p| (schema(p), contents(p)))
+        .collect();
+
+    // A reader keeps the project's COMMIT from happening; the core commits before it.
+    let mut holder = Holder::start(&db, "read");
+    let run = env.run(&["--all", "--format", "json"]).expect(1);
+    holder.release();
+    let json = run.json();
+    assert_eq!(json["databases"][0]["status"], "put_back", "{json}");
+    assert!(json["databases"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("because project failed to commit"));
+    assert_eq!(json["databases"][1]["status"], "failed");
+    let after: Vec<_> = [&core, &db]
+        .iter()
+        .map(|p| (schema(p), contents(p)))
+        .collect();
+    assert!(before[1] == after[1], "the project changed");
+    assert_eq!(before[0].0, after[0].0, "the core's schema was not put back");
+    assert_eq!(
+        without_version_row(before[0].1.clone()),
+        without_version_row(after[0].1.clone()),
+        "the core's rows were not put back"
+    );
+    assert_eq!(version(&core), "1.0");
+    assert_eq!(backups(&core).len(), 1, "the backup it was put back from is kept");
+}
+
+#[test]
+fn a_database_another_run_changed_while_planning_is_refused_not_taken_down_a_stale_path() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    seed(&db);
+    env.run(&["--db", "project"]).expect(0);
+    assert_eq!(version(&db), "1.2");
+    let schema_before = schema(&db);
+
+    // Planned 1.2 -> 1.1 (one rollback); meanwhile another run sets 1.0 and lets go.
+    let mut holder = Holder::start(&db, "set-version-1.0-later");
+    let run = env
+        .run(&["--db", "project", "--rollback", "--allow-data-loss"])
+        .expect(1);
+    holder.release();
+    assert_one_error_line(&run, &db, &["went from v1.2 to v1.0", "nothing was changed"]);
+    assert_eq!(version(&db), "1.0", "the other run's version");
+    assert_eq!(schema(&db), schema_before, "a step ran on the changed database");
+    assert_eq!(backups(&db).len(), 1, "only the first run's backup");
 }
