@@ -88,3 +88,47 @@ fn scan_needs_check_or_all_and_an_existing_folder() {
         run.stderr()
     );
 }
+
+#[test]
+fn with_scan_a_project_that_cannot_be_planned_or_fails_is_reported_and_the_others_go_ahead() {
+    let env = Env::new();
+    let work = env.project.join("work");
+    let good = project_at(&env, &work.join("good"));
+    let junk = project_at(&env, &work.join("junk"));
+    std::fs::write(&junk, b"this is not a database").unwrap();
+    let failing = project_at(&env, &work.join("failing"));
+    // A step that fails on one project only: its notes hold a row the step cannot take.
+    std::fs::write(
+        env.migrations.join("project/v1.2_to_v1.3_unique.sql"),
+        "-- One note per content.\nCREATE UNIQUE INDEX notes_unique ON notes (content);\n",
+    )
+    .unwrap();
+    rusqlite::Connection::open(&failing)
+        .unwrap()
+        .execute_batch("INSERT INTO notes (content, note_type) VALUES ('x', 'a'), ('x', 'b');")
+        .unwrap();
+    let failing_before = std::fs::read(&failing).unwrap();
+
+    let scan = work.display().to_string();
+    let run = env.run(&["--all", "--scan", &scan, "--format", "json"]).expect(1);
+    let json = run.json();
+    let status = |db: &Path| {
+        json["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == db.display().to_string())
+            .map(|d| (d["status"].as_str().unwrap().to_string(), d["error"].clone()))
+            .unwrap()
+    };
+    assert_eq!(status(&good).0, "migrated", "{json}");
+    assert_eq!(status(&junk).0, "error");
+    assert!(status(&junk).1.as_str().unwrap().contains("not an SQLite database"));
+    assert_eq!(status(&failing).0, "failed");
+    assert!(status(&failing).1.as_str().unwrap().contains("UNIQUE"));
+    assert_eq!(version(&good), "1.3");
+    assert_eq!(std::fs::read(&failing).unwrap(), failing_before);
+    assert_eq!(std::fs::read(&junk).unwrap(), b"this is not a database");
+    // Each error is on stderr too, one line each.
+    assert_eq!(run.stderr().lines().count(), 2, "{}", run.stderr());
+}
