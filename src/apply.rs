@@ -59,15 +59,35 @@ pub struct Account {
     pub sequences: Vec<Sequence>,
     /// Full-text indexes built from their content table.
     pub fts_built: Vec<Built>,
+    /// Values that held a path under the old state folder, rewritten to the new one.
+    pub paths_rewritten: Vec<Rewritten>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rewritten {
+    pub table: String,
+    pub column: String,
+    pub values: i64,
 }
 
 /// One thing a plan would drop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum Loss {
-    Table { table: String, rows: i64 },
-    Rows { table: String, before: i64, after: i64 },
-    Column { table: String, column: String, values: i64 },
+    Table {
+        table: String,
+        rows: i64,
+    },
+    Rows {
+        table: String,
+        before: i64,
+        after: i64,
+    },
+    Column {
+        table: String,
+        column: String,
+        values: i64,
+    },
 }
 
 impl std::fmt::Display for Loss {
@@ -144,7 +164,9 @@ impl Pending {
             Ok(()) => Ok(self.applied),
             Err(e) => {
                 let still_open = !conn.is_autocommit();
-                undo(&conn, self.applied.backup.as_deref());
+                if still_open {
+                    undo(&conn, self.applied.backup.as_deref(), None);
+                }
                 let message = match classify(&self.path, e) {
                     Error::Sqlite { message, .. } => message,
                     other => other.to_string(),
@@ -162,7 +184,7 @@ impl Pending {
     /// database does not.
     pub fn abandon(mut self) {
         if let Some(conn) = self.conn.take() {
-            undo(&conn, self.applied.backup.as_deref());
+            undo(&conn, self.applied.backup.as_deref(), None);
         }
     }
 }
@@ -220,7 +242,15 @@ pub fn begin(
         }
     }
     let before = pending.applied.backup.as_deref().or(request.before);
-    let ran = run_plan(&conn, path, &steps, request, before, &pending.applied, progress);
+    let ran = run_plan(
+        &conn,
+        path,
+        &steps,
+        request,
+        before,
+        &pending.applied,
+        progress,
+    );
     match ran {
         Ok((done, account)) => {
             pending.applied.steps = done;
@@ -229,7 +259,7 @@ pub fn begin(
             Ok(pending)
         }
         Err(e) => {
-            undo(&conn, pending.applied.backup.as_deref());
+            undo(&conn, pending.applied.backup.as_deref(), Some(&e));
             Err(e)
         }
     }
@@ -245,11 +275,14 @@ pub fn migrate(
     begin(path, request, plan, progress)?.commit()
 }
 
-/// Rolls the open transaction back and removes `backup`, unless the transaction was ended by
-/// something else first: then what was committed is unknown, and the backup stays.
-fn undo(conn: &Connection, backup: Option<&Path>) {
-    let intact = !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_ok();
-    if let (true, Some(backup)) = (intact, backup) {
+/// Rolls the open transaction back and removes `backup`: nothing was committed, so it holds
+/// nothing the database does not. A transaction SQLite rolled back itself after a failed
+/// statement (a full disk) is as good; one a statement ended (`failure` says so) may have
+/// committed what ran before it, so then, or when the ROLLBACK fails, the backup stays.
+fn undo(conn: &Connection, backup: Option<&Path>, failure: Option<&Error>) {
+    let ended_by_a_statement = matches!(failure, Some(Error::TransactionEnded { .. }));
+    let rolled_back = conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok();
+    if let (true, false, Some(backup)) = (rolled_back, ended_by_a_statement, backup) {
         let _ = std::fs::remove_file(backup);
     }
 }
@@ -308,6 +341,13 @@ fn run_plan(
         .keep_sequences(conn, &renames)
         .map_err(|e| classify(path, e))?;
     for step in steps {
+        for (table, column, values) in step.converge.iter().flat_map(|c| &c.rewrites) {
+            account.paths_rewritten.push(Rewritten {
+                table: table.clone(),
+                column: column.clone(),
+                values: *values,
+            });
+        }
         for (index, table) in step.converge.iter().flat_map(|c| &c.fts_built) {
             let rows = count(conn, table).map_err(|e| classify(path, e))?;
             account.fts_built.push(Built {
@@ -452,9 +492,11 @@ fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames
         // Planning refuses transaction control, but should a statement still end the tool's
         // transaction, stop at once rather than run the rest outside one.
         if conn.is_autocommit() {
-            return Err(failed(
-                "the statement ended aifp-migrate's transaction; remove it from the script".into(),
-            ));
+            return Err(Error::TransactionEnded {
+                path: path.to_path_buf(),
+                script: step.file.clone(),
+                line: stmt.line,
+            });
         }
         renames.note(stmt.text);
     }
@@ -468,10 +510,11 @@ fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames
 /// `legacy_alter_table`, which leaves them as they are, now naming the rebuilt table.
 pub fn execute(conn: &Connection, text: &str) -> rusqlite::Result<()> {
     match conn.execute_batch(text) {
-        Err(e) if sql::rename(text).is_some_and(|r| r.column.is_none()) && {
-            let m = sqlite_message(&e);
-            m.starts_with("error in view") || m.starts_with("error in trigger")
-        } =>
+        Err(e)
+            if sql::rename(text).is_some_and(|r| r.column.is_none()) && {
+                let m = sqlite_message(&e);
+                m.starts_with("error in view") || m.starts_with("error in trigger")
+            } =>
         {
             conn.execute_batch("PRAGMA legacy_alter_table = ON")?;
             let retried = conn.execute_batch(text);
@@ -848,10 +891,7 @@ impl Baseline {
                     rusqlite::params![table, seq],
                 )?;
             }
-            raised.push(Sequence {
-                table,
-                seq: *seq,
-            });
+            raised.push(Sequence { table, seq: *seq });
         }
         Ok(raised)
     }
@@ -984,7 +1024,6 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
     }
     Ok(())
 }
-
 
 /// The version table, exactly as the AIFP plan defines it.
 pub const SCHEMA_VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

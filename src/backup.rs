@@ -104,6 +104,13 @@ pub fn remove_leftovers(db_path: &Path) {
     }
 }
 
+/// The time in UTC as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
+pub fn utc_stamp() -> String {
+    Connection::open_in_memory()
+        .and_then(|c| c.query_row("SELECT strftime('%Y%m%d_%H%M%S', 'now')", [], |r| r.get(0)))
+        .unwrap_or_else(|_| "00000000_000000".to_string())
+}
+
 /// The local time as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
 fn stamp() -> String {
     Connection::open_in_memory()

@@ -105,6 +105,13 @@ pub struct Cli {
     /// Let a plan drop rows, tables or column values (listed in the report; the backup keeps them)
     #[arg(long)]
     allow_data_loss: bool,
+    /// The installed AIFP package folder (default: $AIFP_PACKAGE, else the aimfp or aifp package
+    /// the project's .mcp.json Python or python3 on PATH imports); `none` to use none
+    #[arg(long, value_name = "DIR")]
+    aifp_package: Option<PathBuf>,
+    /// With --all: of a project's two state folders, the one to keep (the other is renamed aside)
+    #[arg(long, value_name = "FOLDER", value_parser = [".aifp-project", ".aimfp-project"])]
+    adopt: Option<String>,
     /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
     #[arg(long, value_name = "DIR")]
     scan: Option<PathBuf>,
@@ -206,7 +213,12 @@ impl Cli {
             ("--to-schema", self.to_schema.is_some()),
             ("--repair", self.repair),
         ];
-        if let [a, b, ..] = goals.iter().filter(|g| g.1).map(|g| g.0).collect::<Vec<_>>()[..] {
+        if let [a, b, ..] = goals
+            .iter()
+            .filter(|g| g.1)
+            .map(|g| g.0)
+            .collect::<Vec<_>>()[..]
+        {
             return usage(&format!("{a} and {b} exclude each other"));
         }
         if self.to_schema.is_some() && (only.is_none() || special.is_some()) {
@@ -240,6 +252,9 @@ impl Cli {
         }
         if self.force && special != Some("--stamp") {
             return usage("--force works only with --stamp");
+        }
+        if self.adopt.is_some() && (special.is_some() || !self.all || self.scan.is_some()) {
+            return usage("--adopt FOLDER goes with --all (and no --scan)");
         }
         let scan_fits = special == Some("--check") || (special.is_none() && self.all);
         if self.scan.is_some() && (!scan_fits || only.is_some()) {
@@ -323,7 +338,17 @@ impl Cli {
         let cache_dir = env_dir("XDG_CACHE_HOME")
             .or_else(|| env_dir("HOME").map(|h| h.join(".cache")))
             .map(|d| cwd.join(d).join("aifp-migrate"));
+        let package = match self.aifp_package.or_else(|| env_dir("AIFP_PACKAGE")) {
+            Some(dir) if dir == Path::new("none") => crate::package::Source::None,
+            Some(dir) => crate::package::Source::Folder(cwd.join(dir)),
+            None => crate::package::Source::Python {
+                interpreter: on_path("python3"),
+                env_key: crate::package::python_env_key(|v| std::env::var_os(v)),
+            },
+        };
         Ok(Options {
+            package,
+            adopt: self.adopt,
             allow_data_loss: self.allow_data_loss,
             scan,
             cache_dir,
@@ -342,6 +367,17 @@ impl Cli {
             },
         })
     }
+}
+
+/// The first executable `name` in a folder of PATH.
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// A version given on the command line.
@@ -371,6 +407,9 @@ pub fn print(outcome: &Outcome, opts: &Options) -> u8 {
     write_out(&text);
     for e in &outcome.errors {
         print_error(e);
+    }
+    for n in &outcome.notes {
+        let _ = writeln!(std::io::stderr().lock(), "note: {n}");
     }
     outcome.report.exit_code()
 }

@@ -25,6 +25,8 @@ pub struct Converge {
     pub fts_built: Vec<(String, String)>,
     /// The schema the plan must end at.
     pub target: Schema,
+    /// Text values rewritten to follow a renamed state folder: table, column, how many.
+    pub rewrites: Vec<(String, String, i64)>,
 }
 
 /// A query for the rows of `table` that a constraint of the target would reject.
@@ -105,7 +107,8 @@ pub fn plan(current: &Schema, target: &Schema, seeds: &BTreeMap<String, Vec<Stri
         if target.virtuals.get(name) != Some(have) {
             drop_objects.push(format!("DROP TABLE {}", quote(name)));
             if !target.virtuals.contains_key(name) {
-                out.summary.push(format!("- virtual table {name} (dropped)"));
+                out.summary
+                    .push(format!("- virtual table {name} (dropped)"));
             }
         }
     }
@@ -315,7 +318,10 @@ fn tightenings(name: &str, have: &Table, want: &Table) -> Vec<Tightening> {
         }
         match have.columns.get(col) {
             Some(old) if !old.contains("NOT NULL") => {
-                push(format!("NOT NULL on {col}"), format!("{} IS NULL", quote(col)));
+                push(
+                    format!("NOT NULL on {col}"),
+                    format!("{} IS NULL", quote(col)),
+                );
             }
             None if !decl.contains(" DEFAULT ") => {
                 push(
@@ -327,10 +333,7 @@ fn tightenings(name: &str, have: &Table, want: &Table) -> Vec<Tightening> {
         }
     }
     for c in want.constraints.difference(&have.constraints) {
-        if let Some(cols) = c
-            .strip_prefix("UNIQUE (")
-            .and_then(|c| c.strip_suffix(')'))
-        {
+        if let Some(cols) = c.strip_prefix("UNIQUE (").and_then(|c| c.strip_suffix(')')) {
             let cols: Vec<&str> = cols.split(", ").collect();
             if cols.iter().all(|c| have.columns.contains_key(*c)) {
                 let list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
@@ -389,7 +392,8 @@ mod tests {
         conn.execute_batch(from).unwrap();
         conn.execute_batch(rows).unwrap();
         let plan = plan(&schema(from), &schema(to), &BTreeMap::new());
-        conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN").unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN")
+            .unwrap();
         for s in &plan.statements {
             crate::apply::execute(&conn, s).unwrap_or_else(|e| panic!("{s}: {e}"));
         }
@@ -423,13 +427,26 @@ mod tests {
             CREATE TRIGGER n_ins AFTER INSERT ON n BEGIN INSERT INTO log VALUES (new.id); END;
             CREATE VIEW v AS SELECT body FROM n;";
         let to = from.replace("IN ('a')", "IN ('a', 'b')");
-        let (plan, after, conn) = run(from, "INSERT INTO n (kind, body) VALUES ('a', 'x'), ('a', 'y');", &to);
+        let (plan, after, conn) = run(
+            from,
+            "INSERT INTO n (kind, body) VALUES ('a', 'x'), ('a', 'y');",
+            &to,
+        );
         assert_eq!(after, schema(&to), "{:#?}", plan.statements);
         assert_eq!(plan.summary, ["n rebuilt (CHECK changed)"]);
         assert_eq!(count(&conn, "SELECT count(*) FROM n"), 2);
-        conn.execute_batch("INSERT INTO n (kind, body) VALUES ('b', 'z')").unwrap();
-        assert_eq!(count(&conn, "SELECT count(*) FROM log"), 3, "the trigger is back");
-        assert_eq!(count(&conn, "SELECT count(*) FROM v"), 3, "the view still reads");
+        conn.execute_batch("INSERT INTO n (kind, body) VALUES ('b', 'z')")
+            .unwrap();
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM log"),
+            3,
+            "the trigger is back"
+        );
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM v"),
+            3,
+            "the view still reads"
+        );
     }
 
     #[test]
@@ -440,7 +457,9 @@ mod tests {
         assert_eq!(after, schema(to));
         assert!(plan.summary.contains(&"- table old (dropped)".to_string()));
         assert!(plan.summary.contains(&"+ table new".to_string()));
-        assert!(plan.summary.contains(&"a rebuilt (column y removed)".to_string()));
+        assert!(plan
+            .summary
+            .contains(&"a rebuilt (column y removed)".to_string()));
     }
 
     #[test]
@@ -450,10 +469,23 @@ mod tests {
             "{from} CREATE VIRTUAL TABLE notes_fts USING fts5(content, content='notes', content_rowid='id');
              CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN INSERT INTO notes_fts(rowid, content) VALUES (new.id, new.content); END;"
         );
-        let (plan, after, conn) = run(from, "INSERT INTO notes (content) VALUES ('alpha beta'), ('gamma');", &to);
+        let (plan, after, conn) = run(
+            from,
+            "INSERT INTO notes (content) VALUES ('alpha beta'), ('gamma');",
+            &to,
+        );
         assert_eq!(after, schema(&to));
-        assert_eq!(plan.fts_built, [("notes_fts".to_string(), "notes".to_string())]);
-        assert_eq!(count(&conn, "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'beta'"), 1);
+        assert_eq!(
+            plan.fts_built,
+            [("notes_fts".to_string(), "notes".to_string())]
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'beta'"
+            ),
+            1
+        );
     }
 
     #[test]
@@ -472,7 +504,10 @@ mod tests {
             .unwrap();
         let rows = |q: &str| -> Vec<i64> {
             let mut s = conn.prepare(q).unwrap();
-            s.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+            s.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
         };
         assert_eq!(rows(&p.tighter[0].query), [1]);
         assert_eq!(rows(&p.tighter[1].query), [1, 2]);

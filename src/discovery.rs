@@ -1,7 +1,10 @@
-//! Where the databases are: the core one in `$AIFP_HOME` (else `~/.aifp`), the three per-project
-//! ones in the nearest `.aifp-project/` folder at or above the start folder.
+//! Where the databases are: the core one in `$AIFP_HOME` (else `~/.aifp`) or inside the installed
+//! AIFP package, the three per-project ones in the nearest `.aimfp-project/` or `.aifp-project/`
+//! folder at or above the start folder.
 //!
-//! Discovery only finds paths; whether a file is there and what it holds is `inspect`'s business.
+//! Which folders, files and core locations exist is one value, the `Layout`, built once from
+//! what was found (the plan's layout, an installed `aifp`, an installed `aimfp`). Discovery only
+//! finds paths; whether a file is there and what it holds is `inspect`'s business.
 
 use std::path::{Path, PathBuf};
 
@@ -41,52 +44,154 @@ impl DbName {
     }
 }
 
-/// The name of the per-project folder.
+/// The names of the per-project folder: AIMFP's (its release 1.24 on) and AIFP's before it.
+pub const PROJECT_FOLDERS: [&str; 2] = [".aimfp-project", ".aifp-project"];
+
+/// The folder name of the plan's layout (and of AIFP up to 1.23).
 pub const PROJECT_FOLDER: &str = ".aifp-project";
+
+/// Which folders, database files and core locations exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// The folder of the plan's core database (`$AIFP_HOME`, else `~/.aifp`).
+    pub home: PathBuf,
+    /// The installed package's core database, read and never written.
+    pub installed_core: Option<PathBuf>,
+    /// The per-project folder the installed AIFP keeps its state in.
+    pub project_folder: &'static str,
+}
+
+impl Layout {
+    /// The plan's layout: the core in `home`, the project state in `.aifp-project`.
+    pub fn plan(home: &Path) -> Layout {
+        Layout {
+            home: home.to_path_buf(),
+            installed_core: None,
+            project_folder: PROJECT_FOLDER,
+        }
+    }
+
+    /// An installed package's layout: its core, and the folder its release uses.
+    pub fn installed(home: &Path, package: &crate::package::Package) -> Layout {
+        Layout {
+            home: home.to_path_buf(),
+            installed_core: Some(package.core.clone()),
+            project_folder: package.project_folder(),
+        }
+    }
+
+    /// The per-project folder names to look for, this layout's own first.
+    pub fn folder_names(&self) -> [&'static str; 2] {
+        let other = PROJECT_FOLDERS
+            .into_iter()
+            .find(|f| *f != self.project_folder)
+            .unwrap_or(PROJECT_FOLDER);
+        [self.project_folder, other]
+    }
+
+    /// The core databases: the installed one (when there is a package), then the plan's one
+    /// (always without a package; with one, only when its file is there).
+    fn cores(&self) -> Vec<Location> {
+        let home = self.home.join(DbName::AifpCore.file_name());
+        let mut out = Vec::new();
+        if let Some(core) = &self.installed_core {
+            out.push(Location {
+                name: DbName::AifpCore,
+                path: Some(core.clone()),
+                installed: true,
+            });
+            if !home.exists() {
+                return out;
+            }
+        }
+        out.push(Location {
+            name: DbName::AifpCore,
+            path: Some(home),
+            installed: false,
+        });
+        out
+    }
+
+    /// The three per-project databases of the state folder `folder`.
+    fn in_folder(folder: Option<&Path>) -> impl Iterator<Item = Location> + '_ {
+        DbName::ALL[1..].iter().map(move |&name| Location {
+            name,
+            path: folder.map(|f| f.join(name.file_name())),
+            installed: false,
+        })
+    }
+}
 
 /// Where one database is (or would be).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
     pub name: DbName,
-    /// `None` for a per-project database when no `.aifp-project` folder was found.
+    /// `None` for a per-project database when no project folder was found.
     pub path: Option<PathBuf>,
+    /// The installed package's core: reported, never migrated, backed up or written.
+    pub installed: bool,
 }
 
 /// The databases' locations, and the start folder the project search began from.
 #[derive(Debug, Clone)]
 pub struct Found {
     pub start: PathBuf,
+    pub layout: Layout,
+    /// The state folder the per-project databases are in.
     pub project_folder: Option<PathBuf>,
+    /// When one project holds both `.aimfp-project` and `.aifp-project`: both (the user picks
+    /// one with `--adopt`).
+    pub both: Option<[PathBuf; 2]>,
     pub locations: Vec<Location>,
 }
 
-/// The nearest folder at or above `start` that holds a `.aifp-project` directory.
-pub fn project_folder(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|dir| dir.join(PROJECT_FOLDER))
-        .find(|candidate| candidate.is_dir())
+/// The nearest folder at or above `start` that holds a project state folder, with the state
+/// folders found there (this layout's own name first).
+pub fn project_root(start: &Path, layout: &Layout) -> Option<(PathBuf, Vec<PathBuf>)> {
+    start.ancestors().find_map(|dir| {
+        let found: Vec<PathBuf> = layout
+            .folder_names()
+            .iter()
+            .map(|n| dir.join(n))
+            .filter(|c| c.is_dir())
+            .collect();
+        (!found.is_empty()).then(|| (dir.to_path_buf(), found))
+    })
 }
 
-/// Finds every database: `core_dir` holds the core one, the project search starts at `start`.
-pub fn discover(core_dir: &Path, start: &Path) -> Found {
-    let project = project_folder(start);
-    let locations = DbName::ALL
-        .into_iter()
-        .map(|name| {
-            let dir = match name {
-                DbName::AifpCore => Some(core_dir),
-                _ => project.as_deref(),
+/// The nearest state folder at or above `start`, of either name.
+pub fn project_folder(start: &Path) -> Option<PathBuf> {
+    project_root(start, &Layout::plan(Path::new("")))
+        .and_then(|(_, folders)| folders.into_iter().next())
+}
+
+/// Finds every database of `layout`, the project search starting at `start`. `adopt` names the
+/// state folder to use when a project has both.
+pub fn discover(layout: &Layout, start: &Path, adopt: Option<&str>) -> Found {
+    let (folder, both) = match project_root(start, layout) {
+        None => (None, None),
+        Some((_, folders)) => {
+            let chosen = adopt
+                .and_then(|a| folders.iter().find(|f| f.ends_with(a)))
+                .or(folders.first())
+                .cloned();
+            let both = match &folders[..] {
+                [a, b] => Some([a.clone(), b.clone()]),
+                _ => None,
             };
-            Location {
-                name,
-                path: dir.map(|d| d.join(name.file_name())),
-            }
-        })
+            (chosen, both)
+        }
+    };
+    let locations = layout
+        .cores()
+        .into_iter()
+        .chain(Layout::in_folder(folder.as_deref()))
         .collect();
     Found {
         start: start.to_path_buf(),
-        project_folder: project,
+        layout: layout.clone(),
+        project_folder: folder,
+        both,
         locations,
     }
 }
@@ -94,25 +199,26 @@ pub fn discover(core_dir: &Path, start: &Path) -> Found {
 /// Folders a scan never enters: version control, dependencies and build output.
 const SKIPPED: [&str; 3] = [".git", "node_modules", "target"];
 
-/// `--scan DIR`: the core database, then the three databases of every `.aifp-project` found at or
-/// below `dir` (nested projects included; nothing above `dir`), in path order. Symbolic links
-/// are followed, but no folder is entered twice, so a link loop ends the walk there.
-pub fn scan(core_dir: &Path, dir: &Path) -> Vec<Location> {
+/// `--scan DIR`: the core databases, then the three databases of every project state folder
+/// found at or below `dir` (nested projects included; nothing above `dir`), in path order.
+/// Symbolic links are followed, but no folder is entered twice, so a link loop ends the walk.
+pub fn scan(layout: &Layout, dir: &Path) -> Vec<Location> {
     let mut projects = Vec::new();
     let mut seen = std::collections::HashSet::new();
     walk(dir, &mut seen, &mut projects);
     projects.sort();
-    let core = Location {
-        name: DbName::AifpCore,
-        path: Some(core_dir.join(DbName::AifpCore.file_name())),
-    };
-    std::iter::once(core)
-        .chain(projects.into_iter().flat_map(|folder| {
-            DbName::ALL[1..].iter().map(move |&name| Location {
-                name,
-                path: Some(folder.join(name.file_name())),
-            })
-        }))
+    // A project with both folders is scanned through this layout's own.
+    let names = layout.folder_names();
+    let has_own = |f: &PathBuf| f.parent().is_some_and(|p| p.join(names[0]).is_dir());
+    projects.retain(|f| !(f.ends_with(names[1]) && has_own(f)));
+    layout
+        .cores()
+        .into_iter()
+        .chain(
+            projects
+                .into_iter()
+                .flat_map(|folder| Layout::in_folder(Some(&folder)).collect::<Vec<_>>()),
+        )
         .collect()
 }
 
@@ -135,7 +241,7 @@ fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, found: &mu
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if name == PROJECT_FOLDER {
+        if PROJECT_FOLDERS.contains(&name.as_str()) {
             if child.is_dir() {
                 found.push(child);
             }
@@ -165,7 +271,7 @@ mod tests {
         }
         std::fs::create_dir_all(tmp.path().join(".aifp-project")).unwrap(); // above: not scanned
         std::os::unix::fs::symlink(&root, root.join("d/loop")).unwrap();
-        let found: Vec<PathBuf> = scan(Path::new("/core"), &root)
+        let found: Vec<PathBuf> = scan(&Layout::plan(Path::new("/core")), &root)
             .into_iter()
             .filter(|l| l.name == DbName::Project)
             .filter_map(|l| l.path)

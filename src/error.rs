@@ -122,6 +122,13 @@ pub enum Error {
     #[error("{path} is locked by another process (waited {seconds} s): close AIFP or the other aifp-migrate and try again; nothing was changed")]
     Locked { path: PathBuf, seconds: u64 },
 
+    #[error("{path}: {script}{} ended aifp-migrate's transaction, so what ran before it may be committed; the backup made first is kept: remove the statement from the script, and check the database (restore the backup if needed)", at_line(*.line))]
+    TransactionEnded {
+        path: PathBuf,
+        script: String,
+        line: usize,
+    },
+
     #[error("{path}: {script}{} failed: {message}; the database was left as it was", at_line(*.line))]
     StepFailed {
         path: PathBuf,
@@ -178,6 +185,32 @@ pub enum Error {
         step: String,
         count: usize,
         first: String,
+    },
+
+    #[error("{folder} is not an installed AIFP package ({why}): pass the package folder (the one holding __init__.py and database/schemas) with --aifp-package, or unset AIFP_PACKAGE")]
+    BadPackage { folder: PathBuf, why: String },
+
+    #[error("{path} is at v{current}, newer than the installed {package} expects (v{target}): update it (pip install -U {name}), or, to really go back to the older schema, converge down with aifp-migrate --db {db} --to-schema {schema} --allow-data-loss")]
+    AheadOfPackage {
+        path: PathBuf,
+        current: String,
+        target: String,
+        /// `aimfp 1.35.0 in /…/site-packages/aimfp`.
+        package: String,
+        name: String,
+        db: String,
+        schema: PathBuf,
+    },
+
+    #[error("{root} holds both {first} ({first_holds}) and {second} ({second_holds}): keep one with aifp-migrate --all --adopt {first_name} (or --adopt {second_name}); the other is renamed aside, never deleted")]
+    BothFolders {
+        root: PathBuf,
+        first: PathBuf,
+        first_holds: String,
+        first_name: String,
+        second: PathBuf,
+        second_holds: String,
+        second_name: String,
     },
 
     #[error("{path} went from v{planned} to v{found} while this run was planning (another aifp-migrate or AIFP changed it); nothing was changed: check it again (aifp-migrate --check) and run again")]

@@ -91,7 +91,7 @@ fn is_wal_mode(path: &Path) -> bool {
 }
 
 /// Percent-encodes a path for an SQLite `file:` URI.
-fn uri_escape(path: &Path) -> String {
+pub fn uri_escape(path: &Path) -> String {
     path.as_os_str()
         .as_encoded_bytes()
         .iter()

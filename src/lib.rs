@@ -18,6 +18,7 @@ pub mod error;
 pub mod history;
 pub mod inspect;
 pub mod options;
+pub mod package;
 pub mod plan;
 pub mod progress;
 pub mod rehearse;

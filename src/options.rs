@@ -23,6 +23,10 @@ pub struct Options {
     pub scan: Option<PathBuf>,
     /// Where the drift cache lives (`$XDG_CACHE_HOME/aifp-migrate`), if anywhere.
     pub cache_dir: Option<PathBuf>,
+    /// Where to look for the installed AIFP package.
+    pub package: crate::package::Source,
+    /// `--adopt FOLDER`: which of a project's two state folders to keep.
+    pub adopt: Option<String>,
     /// `--allow-data-loss`: a plan may drop rows, tables or values (the backup keeps them).
     pub allow_data_loss: bool,
     pub format: Format,

@@ -37,7 +37,10 @@ pub fn rehearse(
     path: &Path,
     set: Option<&Set>,
     request: apply::Request<'_>,
-    plan: impl FnOnce(&rusqlite::Connection, &crate::version::Version) -> Result<Vec<crate::plan::Step>, Error>,
+    plan: impl FnOnce(
+        &rusqlite::Connection,
+        &crate::version::Version,
+    ) -> Result<Vec<crate::plan::Step>, Error>,
     progress: &Reporter,
 ) -> Result<Rehearsal, Error> {
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());

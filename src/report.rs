@@ -13,10 +13,19 @@ use crate::options::Verbosity;
 #[serde(untagged)]
 pub enum Report {
     Check {
+        /// The installed AIFP package whose schemas are the targets, when one was found.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        package: Option<PackageEntry>,
         databases: Vec<CheckEntry>,
+        /// State folders a migrating run would set aside or rename.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        folders: Vec<FolderEntry>,
     },
     Run {
         databases: Vec<RunEntry>,
+        /// State folders set aside or renamed after the databases committed.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        folders: Vec<FolderEntry>,
     },
     Restore {
         restored: Vec<RestoreEntry>,
@@ -31,6 +40,27 @@ pub enum Report {
     Verify {
         sets: Vec<VerifyEntry>,
     },
+}
+
+/// The installed AIFP package.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageEntry {
+    pub name: String,
+    pub version: String,
+    pub folder: String,
+    pub core: String,
+    pub found_by: String,
+}
+
+/// A state folder moved (or to be moved) after the databases in it committed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderEntry {
+    pub from: String,
+    pub to: String,
+    /// `planned`, `moved`, `not moved` or `failed`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One database put back from a backup.
@@ -75,6 +105,9 @@ pub struct CheckEntry {
     /// Applied scripts whose file has changed since: reported, never blocking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed_scripts: Vec<Changed>,
+    /// Why the status is what it is, when it is not plain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -87,6 +120,8 @@ pub enum CheckStatus {
     Missing,
     Ahead,
     Unversioned,
+    /// The installed package's core database: read, never migrated.
+    Installed,
     Error,
 }
 
@@ -168,6 +203,8 @@ pub enum RunStatus {
     PutBack,
     /// Could not be planned (in a `--scan`, where the other projects go ahead).
     Error,
+    /// The installed package's core database: read, never touched.
+    Installed,
     /// A rehearsal on a copy succeeded, or failed.
     WouldSucceed,
     WouldFail,
@@ -217,7 +254,7 @@ impl Report {
     /// anything is pending, else 0; for a run 1 if a database failed, else 0.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Report::Check { databases } => {
+            Report::Check { databases, .. } => {
                 let has = |s: CheckStatus| databases.iter().any(|d| d.status == s);
                 if has(CheckStatus::Ahead)
                     || has(CheckStatus::Unversioned)
@@ -230,19 +267,15 @@ impl Report {
                     0
                 }
             }
-            Report::Run { databases } => u8::from(
-                databases
-                    .iter()
-                    .any(|d| {
-                        matches!(
-                            d.status,
-                            RunStatus::Failed
-                                | RunStatus::WouldFail
-                                | RunStatus::Error
-                                | RunStatus::PutBack
-                        )
-                    }),
-            ),
+            Report::Run { databases, .. } => u8::from(databases.iter().any(|d| {
+                matches!(
+                    d.status,
+                    RunStatus::Failed
+                        | RunStatus::WouldFail
+                        | RunStatus::Error
+                        | RunStatus::PutBack
+                )
+            })),
             Report::Verify { sets } => u8::from(
                 sets.iter()
                     .flat_map(|s| &s.steps)
@@ -261,9 +294,19 @@ impl Report {
     pub fn to_text(&self, verbosity: Verbosity, colour: bool) -> String {
         let mut out = String::new();
         match self {
-            Report::Check { databases } => {
+            Report::Check {
+                package,
+                databases,
+                folders,
+            } => {
                 if verbosity == Verbosity::Quiet {
                     return out;
+                }
+                if let Some(p) = package {
+                    out.push_str(&format!(
+                        "installed AIFP: {} {} in {} (found through {})\n",
+                        p.name, p.version, p.folder, p.found_by
+                    ));
                 }
                 for d in databases {
                     let version = match (&d.current, &d.latest) {
@@ -282,6 +325,9 @@ impl Report {
                         colour,
                     );
                     // An error's own line goes to stderr; here the status says enough.
+                    if let (CheckStatus::Installed, Some(r)) = (d.status, &d.reason) {
+                        out.push_str(&format!("    {r}\n"));
+                    }
                     steps(&mut out, &d.pending, false, false);
                     for diff in &d.drift {
                         out.push_str(&format!("    drift: {diff}\n"));
@@ -302,6 +348,7 @@ impl Report {
                         ));
                     }
                 }
+                folders_text(&mut out, folders);
                 let count = |s| databases.iter().filter(|d| d.status == s).count();
                 let broken = count(CheckStatus::Error)
                     + count(CheckStatus::Ahead)
@@ -317,7 +364,7 @@ impl Report {
                     n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
                 });
             }
-            Report::Run { databases } => {
+            Report::Run { databases, folders } => {
                 let dry = databases.iter().any(|d| d.status == RunStatus::Planned);
                 if dry && verbosity > Verbosity::Quiet {
                     out.push_str("dry run: nothing will be changed\n");
@@ -390,6 +437,7 @@ impl Report {
                         out.push_str(&format!("    schema differs: {diff}\n"));
                     }
                 }
+                folders_text(&mut out, folders);
             }
             Report::Verify { sets } => verify_text(&mut out, sets, verbosity),
             Report::Restore { restored } => restored_text(&mut out, restored),
@@ -412,6 +460,22 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// State folders moved (or to be moved, or in the way).
+fn folders_text(out: &mut String, folders: &[FolderEntry]) {
+    for f in folders {
+        let what = match f.status.as_str() {
+            "planned" => format!("folder {} will become {}", f.from, f.to),
+            "moved" => format!("folder {} is now {}", f.from, f.to),
+            "both" => format!("folders {} and {} are both here", f.from, f.to),
+            other => format!("folder {} {other} (to {})", f.from, f.to),
+        };
+        out.push_str(&format!("{what}\n"));
+        if let Some(r) = &f.reason {
+            out.push_str(&format!("    {r}\n"));
+        }
     }
 }
 
@@ -529,6 +593,7 @@ fn status_word(s: CheckStatus) -> &'static str {
         CheckStatus::Ahead => "ahead",
         CheckStatus::Unversioned => "unversioned",
         CheckStatus::Error => "error",
+        CheckStatus::Installed => "installed",
     }
 }
 
@@ -609,9 +674,14 @@ fn steps(out: &mut String, steps: &[StepEntry], dry: bool, verbose: bool) {
 
 /// What a plan dropped (and where it is kept), what it kept as it was, what it built.
 fn account_text(out: &mut String, a: &AccountEntry) {
-    let kept = a.kept_in.as_deref().unwrap_or("nowhere: no backup was taken");
+    let kept = a
+        .kept_in
+        .as_deref()
+        .unwrap_or("nowhere: no backup was taken");
     for loss in &a.account.lost {
-        out.push_str(&format!("    lost (--allow-data-loss): {loss}; kept in {kept}\n"));
+        out.push_str(&format!(
+            "    lost (--allow-data-loss): {loss}; kept in {kept}\n"
+        ));
     }
     for b in &a.account.broken_before {
         out.push_str(&format!(

@@ -80,9 +80,12 @@ pub(crate) fn left_out(table: &str) -> bool {
 pub fn read(conn: &Connection) -> rusqlite::Result<Schema> {
     let mut schema = Schema::default();
     // Which tables are virtual, and which are the shadow tables of one (SQLite says so itself).
-    let mut stmt = conn.prepare("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")?;
+    let mut stmt =
+        conn.prepare("SELECT name, type FROM pragma_table_list WHERE schema = 'main'")?;
     let kinds: BTreeMap<String, String> = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?)))?
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
     let mut stmt = conn.prepare(
         "SELECT type, name, tbl_name, sql FROM sqlite_master

@@ -132,7 +132,10 @@ pub fn target_sql(origin: &str, text: &str) -> Result<Target, Error> {
     };
     if let Some(at) = text.find('\0') {
         let line = text[..at].matches('\n').count() + 1;
-        return Err(broken(line, "it holds a NUL byte, where SQLite would stop reading".into()));
+        return Err(broken(
+            line,
+            "it holds a NUL byte, where SQLite would stop reading".into(),
+        ));
     }
     let conn = Connection::open_in_memory().map_err(|e| broken(0, e.to_string()))?;
     conn.execute_batch("PRAGMA foreign_keys = OFF")
@@ -162,7 +165,11 @@ pub fn target_sql(origin: &str, text: &str) -> Result<Target, Error> {
 
 /// The rows of `table` as `INSERT` statements with literal values.
 fn inserts(conn: &Connection, table: &str, columns: &[String]) -> rusqlite::Result<Vec<String>> {
-    let list = columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let list = columns
+        .iter()
+        .map(|c| quote(c))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut stmt = conn.prepare(&format!("SELECT {list} FROM {}", quote(table)))?;
     let mut rows = stmt.query([])?;
     let mut out = Vec::new();

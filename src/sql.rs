@@ -349,7 +349,10 @@ pub fn checks(sql: &str) -> Vec<(String, String)> {
             if depth == 0 {
                 let norm: Vec<&str> = toks[i + 1..=j].iter().map(|t| t.norm.as_str()).collect();
                 let inner = &sql[toks[i + 1].end..u.start];
-                out.push((format!("CHECK {}", norm.join(" ")), inner.trim().to_string()));
+                out.push((
+                    format!("CHECK {}", norm.join(" ")),
+                    inner.trim().to_string(),
+                ));
                 break;
             }
         }
@@ -514,7 +517,8 @@ mod tests {
 
     #[test]
     fn checks_keep_their_expression_as_written() {
-        let found = checks("CREATE TABLE t (a REAL CHECK (a <= 1.5), b TEXT, CHECK (b != 'x' OR a >= 0))");
+        let found =
+            checks("CREATE TABLE t (a REAL CHECK (a <= 1.5), b TEXT, CHECK (b != 'x' OR a >= 0))");
         assert_eq!(found[0].1, "a <= 1.5");
         assert_eq!(found[1].1, "b != 'x' OR a >= 0");
         assert_eq!(found[0].0, "CHECK ( a < = 1 . 5 )");
@@ -524,13 +528,20 @@ mod tests {
     fn renames_of_tables_and_columns_are_recognised() {
         assert_eq!(
             rename("ALTER TABLE main.\"Old\" RENAME TO [new];"),
-            Some(Rename { table: "old".into(), column: None, to: "new".into() })
+            Some(Rename {
+                table: "old".into(),
+                column: None,
+                to: "new".into()
+            })
         );
         assert_eq!(
             rename("alter table t rename column a to b").map(|r| r.column),
             Some(Some("a".to_string()))
         );
-        assert_eq!(rename("ALTER TABLE t RENAME a TO b").map(|r| r.to), Some("b".into()));
+        assert_eq!(
+            rename("ALTER TABLE t RENAME a TO b").map(|r| r.to),
+            Some("b".into())
+        );
         assert_eq!(rename("ALTER TABLE t ADD COLUMN x"), None);
     }
 }

@@ -31,7 +31,8 @@ fn every_bundled_set_goes_up_to_its_latest_and_back_down_to_the_same_schema() {
         assert_eq!(version(&env.db(name)), want, "{name}");
     }
     for name in names {
-        env.run(&["--db", name, "--target", "1.0", "--allow-data-loss"]).expect(0);
+        env.run(&["--db", name, "--target", "1.0", "--allow-data-loss"])
+            .expect(0);
         assert_eq!(version(&env.db(name)), "1.0", "{name}");
     }
     let after: Vec<_> = names.iter().map(|n| schema(&env.db(n))).collect();

@@ -59,12 +59,22 @@ fn target_arg() -> String {
 fn every_kind_of_change_reaches_the_target_exactly_and_keeps_every_row() {
     let env = Env::new();
     let db = old_project(&env);
-    let notes = rows(&db, "SELECT id, content, note_type, project_id FROM notes ORDER BY id");
+    let notes = rows(
+        &db,
+        "SELECT id, content, note_type, project_id FROM notes ORDER BY id",
+    );
     let tasks = rows(&db, "SELECT id, title, legacy_flag FROM tasks ORDER BY id");
     let before = env.files();
 
     let json = env
-        .run(&["--db", "project", "--to-schema", &target_arg(), "--format", "json"])
+        .run(&[
+            "--db",
+            "project",
+            "--to-schema",
+            &target_arg(),
+            "--format",
+            "json",
+        ])
         .expect(0)
         .json();
     let entry = &json["databases"][0];
@@ -73,16 +83,28 @@ fn every_kind_of_change_reaches_the_target_exactly_and_keeps_every_row() {
     assert_eq!(entry["to"], "1.9");
     assert_eq!(entry["steps"][0]["kind"], "converge");
 
-    assert_eq!(differences(&converge_fixture("to.sql"), &db), Vec::<String>::new());
+    assert_eq!(
+        differences(&converge_fixture("to.sql"), &db),
+        Vec::<String>::new()
+    );
     assert_eq!(version(&db), "1.9");
     // Every row of every kept table, every value of every kept column.
     assert_eq!(
-        rows(&db, "SELECT id, content, note_type, project_id FROM notes ORDER BY id"),
+        rows(
+            &db,
+            "SELECT id, content, note_type, project_id FROM notes ORDER BY id"
+        ),
         notes
     );
-    assert_eq!(rows(&db, "SELECT id, title, legacy_flag FROM tasks ORDER BY id"), tasks);
     assert_eq!(
-        rows(&db, "SELECT typeof(priority) || ' ' || priority FROM tasks ORDER BY id"),
+        rows(&db, "SELECT id, title, legacy_flag FROM tasks ORDER BY id"),
+        tasks
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT typeof(priority) || ' ' || priority FROM tasks ORDER BY id"
+        ),
         rows(&db, "SELECT 'text 2' UNION ALL SELECT 'text 1'"),
         "INTEGER priorities are kept as TEXT"
     );
@@ -93,7 +115,10 @@ fn every_kind_of_change_reaches_the_target_exactly_and_keeps_every_row() {
     );
     // The new index finds the notes that were there before.
     assert_eq!(
-        scalar(&db, "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'parser'"),
+        scalar(
+            &db,
+            "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'parser'"
+        ),
         1
     );
     assert_eq!(
@@ -102,9 +127,15 @@ fn every_kind_of_change_reaches_the_target_exactly_and_keeps_every_row() {
         entry["account"]
     );
     // The id of the deleted note is never handed out again.
-    assert_eq!(scalar(&db, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'"), 4);
+    assert_eq!(
+        scalar(&db, "SELECT seq FROM sqlite_sequence WHERE name = 'notes'"),
+        4
+    );
     // The orphan note that broke its foreign key before is kept, and counted.
-    assert_eq!(scalar(&db, "SELECT count(*) FROM notes WHERE project_id = 99"), 1);
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM notes WHERE project_id = 99"),
+        1
+    );
     assert_eq!(entry["account"]["broken_before"][0]["table"], "notes");
     // The trigger works on the rebuilt table; the view reads the new column.
     let logged = scalar(&db, "SELECT count(*) FROM note_log");
@@ -115,7 +146,10 @@ fn every_kind_of_change_reaches_the_target_exactly_and_keeps_every_row() {
     assert_eq!(scalar(&db, "SELECT count(*) FROM note_log"), logged + 1);
     assert_eq!(scalar(&db, "SELECT max(id) FROM notes"), 5);
     assert_eq!(
-        scalar(&db, "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'new'"),
+        scalar(
+            &db,
+            "SELECT count(*) FROM notes_fts WHERE notes_fts MATCH 'new'"
+        ),
         1
     );
     assert_eq!(scalar(&db, "SELECT count(*) FROM open_notes"), 3);
@@ -199,15 +233,30 @@ fn a_plan_that_drops_data_is_refused_whole_and_runs_with_allow_data_loss() {
     assert!(backups(&db).is_empty());
 
     let json = env
-        .run(&["--db", "project", "--to-schema", &target, "--allow-data-loss", "--format", "json"])
+        .run(&[
+            "--db",
+            "project",
+            "--to-schema",
+            &target,
+            "--allow-data-loss",
+            "--format",
+            "json",
+        ])
         .expect(0)
         .json();
     let account = &json["databases"][0]["account"];
     assert_eq!(account["lost"].as_array().unwrap().len(), 2, "{account}");
     let backup = PathBuf::from(account["kept_in"].as_str().unwrap());
-    assert_eq!(count(&backup, "scratchpad"), 2, "the backup keeps what was dropped");
     assert_eq!(
-        scalar(&backup, "SELECT count(*) FROM tasks WHERE id = 1 AND legacy_flag = 'x'"),
+        count(&backup, "scratchpad"),
+        2,
+        "the backup keeps what was dropped"
+    );
+    assert_eq!(
+        scalar(
+            &backup,
+            "SELECT count(*) FROM tasks WHERE id = 1 AND legacy_flag = 'x'"
+        ),
         1
     );
     assert_eq!(differences(Path::new(&target), &db), Vec::<String>::new());
@@ -224,15 +273,25 @@ fn rows_a_tighter_constraint_rejects_are_named_and_nothing_is_written() {
     let target = env.tmp.path().join("strict.sql");
     let text = std::fs::read_to_string(converge_fixture("to.sql"))
         .unwrap()
-        .replace("    legacy_flag TEXT\n", "    legacy_flag TEXT NOT NULL DEFAULT ''\n");
+        .replace(
+            "    legacy_flag TEXT\n",
+            "    legacy_flag TEXT NOT NULL DEFAULT ''\n",
+        );
     std::fs::write(&target, text).unwrap();
     let before = env.files();
     let err = env
-        .run(&["--db", "project", "--to-schema", &target.display().to_string()])
+        .run(&[
+            "--db",
+            "project",
+            "--to-schema",
+            &target.display().to_string(),
+        ])
         .expect(1)
         .stderr();
     assert!(
-        err.contains("4 row(s) of table tasks break the target's NOT NULL on legacy_flag (rowid 1, 2, 3, 4)"),
+        err.contains(
+            "4 row(s) of table tasks break the target's NOT NULL on legacy_flag (rowid 1, 2, 3, 4)"
+        ),
         "{err}"
     );
     assert!(env.files() == before, "a refused plan changed a file");
@@ -252,13 +311,25 @@ fn repair_brings_a_drifted_database_back_to_its_versions_schema() {
         )
         .unwrap();
     let check = env.run(&["--check", "--db", "project"]).expect(3).stdout();
-    assert!(check.contains("drift: table project: column hand_made not expected"), "{check}");
-    assert!(check.contains("aifp-migrate --db project --repair"), "{check}");
+    assert!(
+        check.contains("drift: table project: column hand_made not expected"),
+        "{check}"
+    );
+    assert!(
+        check.contains("aifp-migrate --db project --repair"),
+        "{check}"
+    );
 
     env.run(&["--db", "project", "--repair"]).expect(0);
     assert_eq!(version(&db), "1.0");
-    let json = env.run(&["--check", "--db", "project", "--format", "json"]).json();
-    assert_eq!(json["databases"][0]["drift"], serde_json::json!([]), "{json}");
+    let json = env
+        .run(&["--check", "--db", "project", "--format", "json"])
+        .json();
+    assert_eq!(
+        json["databases"][0]["drift"],
+        serde_json::json!([]),
+        "{json}"
+    );
     assert_eq!(count(&db, "project"), 1);
 }
 
@@ -294,7 +365,14 @@ fn scripts_run_first_and_the_rest_of_the_way_is_converged() {
     std::fs::write(&target, text).unwrap();
 
     let json = env
-        .run(&["--db", "project", "--to-schema", &target.display().to_string(), "--format", "json"])
+        .run(&[
+            "--db",
+            "project",
+            "--to-schema",
+            &target.display().to_string(),
+            "--format",
+            "json",
+        ])
         .expect(0)
         .json();
     let kinds: Vec<&str> = json["databases"][0]["steps"]
@@ -315,9 +393,7 @@ fn the_core_step_that_drops_notes_is_refused_while_notes_has_rows() {
     env.init_all();
     Connection::open(env.db("aifp_core"))
         .unwrap()
-        .execute_batch(
-            "INSERT INTO notes (content) VALUES ('a note the user wrote'), ('another');",
-        )
+        .execute_batch("INSERT INTO notes (content) VALUES ('a note the user wrote'), ('another');")
         .unwrap();
     let before = env.files();
     let err = env.run(&["--all"]).expect(1).stderr();
@@ -327,13 +403,19 @@ fn the_core_step_that_drops_notes_is_refused_while_notes_has_rows() {
         err.contains(&format!("the data is still in {core}")),
         "where the notes are kept: {err}"
     );
-    assert!(env.files() == before, "the project was migrated without the core");
+    assert!(
+        env.files() == before,
+        "the project was migrated without the core"
+    );
 
     let out = env.run(&["--all", "--allow-data-loss"]).expect(0).stdout();
     let backup = backups(&env.db("aifp_core"));
     assert_eq!(count(&backup[0], "notes"), 2, "the backup keeps the notes");
     assert!(
-        out.contains(&format!("table notes (2 row(s)) dropped; kept in {}", backup[0].display())),
+        out.contains(&format!(
+            "table notes (2 row(s)) dropped; kept in {}",
+            backup[0].display()
+        )),
         "{out}"
     );
 }
@@ -357,7 +439,10 @@ fn a_script_that_renames_keeps_its_data_and_its_views_follow() {
     env.run(&["--db", "project"]).expect(0);
     assert_eq!(version(&db), "1.3");
     assert_eq!(
-        scalar(&db, "SELECT count(*) FROM project_names WHERE title = 'demo'"),
+        scalar(
+            &db,
+            "SELECT count(*) FROM project_names WHERE title = 'demo'"
+        ),
         1,
         "the view follows the renamed table and column"
     );
@@ -402,10 +487,20 @@ fn a_scripted_rebuild_never_lowers_the_autoincrement_high_water_mark() {
     )
     .unwrap();
     env.run(&["--db", "project"]).expect(0);
-    assert_eq!(scalar(&db, "SELECT seq FROM sqlite_sequence WHERE name = 'counters'"), 3);
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT seq FROM sqlite_sequence WHERE name = 'counters'"
+        ),
+        3
+    );
     Connection::open(&db)
         .unwrap()
         .execute_batch("INSERT INTO counters (v) VALUES ('d')")
         .unwrap();
-    assert_eq!(scalar(&db, "SELECT max(id) FROM counters"), 4, "id 3 was handed out again");
+    assert_eq!(
+        scalar(&db, "SELECT max(id) FROM counters"),
+        4,
+        "id 3 was handed out again"
+    );
 }

@@ -787,14 +787,21 @@ fn a_commit_that_fails_after_another_database_committed_puts_that_one_back() {
         .map(|p| (schema(p), contents(p)))
         .collect();
     assert!(before[1] == after[1], "the project changed");
-    assert_eq!(before[0].0, after[0].0, "the core's schema was not put back");
+    assert_eq!(
+        before[0].0, after[0].0,
+        "the core's schema was not put back"
+    );
     assert_eq!(
         without_version_row(before[0].1.clone()),
         without_version_row(after[0].1.clone()),
         "the core's rows were not put back"
     );
     assert_eq!(version(&core), "1.0");
-    assert_eq!(backups(&core).len(), 1, "the backup it was put back from is kept");
+    assert_eq!(
+        backups(&core).len(),
+        1,
+        "the backup it was put back from is kept"
+    );
 }
 
 #[test]
@@ -812,8 +819,16 @@ fn a_database_another_run_changed_while_planning_is_refused_not_taken_down_a_sta
         .run(&["--db", "project", "--rollback", "--allow-data-loss"])
         .expect(1);
     holder.release();
-    assert_one_error_line(&run, &db, &["went from v1.2 to v1.0", "nothing was changed"]);
+    assert_one_error_line(
+        &run,
+        &db,
+        &["went from v1.2 to v1.0", "nothing was changed"],
+    );
     assert_eq!(version(&db), "1.0", "the other run's version");
-    assert_eq!(schema(&db), schema_before, "a step ran on the changed database");
+    assert_eq!(
+        schema(&db),
+        schema_before,
+        "a step ran on the changed database"
+    );
     assert_eq!(backups(&db).len(), 1, "only the first run's backup");
 }

@@ -209,12 +209,25 @@ fn going_down_to_1_0_restores_the_original_schema_and_keeps_the_rows() {
     assert_ne!(schema(&db), original);
     // The rollback drops columns that hold values (their defaults): refused, nothing changed.
     let at_1_2 = contents(&db);
-    let err = env.run(&["--db", "project", "--rollback"]).expect(1).stderr();
-    assert!(err.contains("would lose data: column notes.source"), "{err}");
+    let err = env
+        .run(&["--db", "project", "--rollback"])
+        .expect(1)
+        .stderr();
+    assert!(
+        err.contains("would lose data: column notes.source"),
+        "{err}"
+    );
     assert_eq!(contents(&db), at_1_2);
     assert_eq!(backups(&db).len(), 1, "a refused run keeps no backup");
     let json = env
-        .run(&["--db", "project", "--rollback", "--allow-data-loss", "--format", "json"])
+        .run(&[
+            "--db",
+            "project",
+            "--rollback",
+            "--allow-data-loss",
+            "--format",
+            "json",
+        ])
         .expect(0)
         .json();
     let lost = &json["databases"][0]["account"]["lost"];

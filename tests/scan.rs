@@ -110,7 +110,9 @@ fn with_scan_a_project_that_cannot_be_planned_or_fails_is_reported_and_the_other
     let failing_before = std::fs::read(&failing).unwrap();
 
     let scan = work.display().to_string();
-    let run = env.run(&["--all", "--scan", &scan, "--format", "json"]).expect(1);
+    let run = env
+        .run(&["--all", "--scan", &scan, "--format", "json"])
+        .expect(1);
     let json = run.json();
     let status = |db: &Path| {
         json["databases"]
@@ -118,12 +120,21 @@ fn with_scan_a_project_that_cannot_be_planned_or_fails_is_reported_and_the_other
             .unwrap()
             .iter()
             .find(|d| d["path"] == db.display().to_string())
-            .map(|d| (d["status"].as_str().unwrap().to_string(), d["error"].clone()))
+            .map(|d| {
+                (
+                    d["status"].as_str().unwrap().to_string(),
+                    d["error"].clone(),
+                )
+            })
             .unwrap()
     };
     assert_eq!(status(&good).0, "migrated", "{json}");
     assert_eq!(status(&junk).0, "error");
-    assert!(status(&junk).1.as_str().unwrap().contains("not an SQLite database"));
+    assert!(status(&junk)
+        .1
+        .as_str()
+        .unwrap()
+        .contains("not an SQLite database"));
     assert_eq!(status(&failing).0, "failed");
     assert!(status(&failing).1.as_str().unwrap().contains("UNIQUE"));
     assert_eq!(version(&good), "1.3");

@@ -52,6 +52,7 @@ pub(super) fn restore_one(
             restored: vec![restore_entry(name, &path, &source, done)],
         },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -115,6 +116,7 @@ pub(super) fn restore_last_run(
     Ok(Outcome {
         report: Report::Restore { restored },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -151,6 +153,7 @@ pub(super) fn list_backups(selected: Vec<&Location>) -> Result<Outcome, Error> {
     Ok(Outcome {
         report: Report::Backups { backups },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -178,5 +181,6 @@ pub(super) fn prune_backups(selected: Vec<&Location>, keep: usize) -> Result<Out
     Ok(Outcome {
         report: Report::Pruned { deleted, kept },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }

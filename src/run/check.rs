@@ -1,9 +1,16 @@
 //! `--check`: a read-only report of every database, with drift answered from the cache.
 
+use super::goal::{moves_folder, Aim};
 use super::*;
+use crate::report::{FolderEntry, PackageEntry};
 use crate::scratch;
 
-pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
+pub(super) fn check(
+    opts: &Options,
+    ctx: &Ctx,
+    found: &discovery::Found,
+    selected: Vec<&Location>,
+) -> Outcome {
     let sets = load_sets(&opts.root, &selected);
     let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
         .iter()
@@ -16,24 +23,75 @@ pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
             (*name, cache)
         })
         .collect();
+    let base = Aim::Version(Target::Latest);
+    let mut folders = Vec::new();
     let (databases, errors): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .map(|loc| {
             let cache = caches.entry(loc.name).or_default();
-            check_one(loc, &sets[&loc.name], cache)
+            let aim = Aim::for_location(&base, ctx, loc);
+            if let Some(path) = loc.path.as_deref() {
+                announce_move(&mut folders, &aim, path);
+            }
+            check_one(loc, &sets[&loc.name], &aim, cache)
         })
         .unzip();
     caches.values().for_each(cache::DriftCache::save);
-    Outcome {
-        report: Report::Check { databases },
-        errors: errors.into_iter().flatten().collect(),
+    if let Some([a, b]) = &found.both {
+        folders.push(FolderEntry {
+            from: display(a),
+            to: display(b),
+            status: "both".into(),
+            reason: Some(format!(
+                "this project holds both {} and {}: a migrating run needs --adopt to know which to keep (aifp-migrate --all --adopt {})",
+                display(a),
+                display(b),
+                found.layout.project_folder
+            )),
+        });
     }
+    let package = ctx.package.as_ref().map(|p| PackageEntry {
+        name: p.name.clone(),
+        version: p.version.clone(),
+        folder: display(&p.folder),
+        core: display(&p.core),
+        found_by: p.found_by.clone(),
+    });
+    Outcome {
+        report: Report::Check {
+            package,
+            databases,
+            folders,
+        },
+        errors: errors.into_iter().flatten().collect(),
+        notes: Vec::new(),
+    }
+}
+
+/// The folder move a migrating run would make for the database at `path`, said once.
+fn announce_move(folders: &mut Vec<FolderEntry>, aim: &Aim, path: &Path) {
+    let Some(folder) = path.parent().filter(|_| moves_folder(aim, path)) else {
+        return;
+    };
+    let from = display(folder);
+    if folders.iter().any(|f| f.from == from) {
+        return;
+    }
+    folders.push(FolderEntry {
+        from,
+        to: display(&folder.with_file_name(".aimfp-project")),
+        status: "planned".into(),
+        reason: Some(
+            "the installed AIMFP keeps project state in .aimfp-project: aifp-migrate --all migrates the databases, then renames the folder (paths in the databases follow)".into(),
+        ),
+    });
 }
 
 /// One database's report entry, and the error line to print for it, if any.
 fn check_one(
     loc: &Location,
     set: &Result<Set, Error>,
+    aim: &Aim,
     cache: &mut cache::DriftCache,
 ) -> (CheckEntry, Option<Error>) {
     let mut entry = CheckEntry {
@@ -50,11 +108,29 @@ fn check_one(
         drift: Vec::new(),
         matches: None,
         changed_scripts: Vec::new(),
+        reason: None,
         error: None,
     };
+    if let Aim::Package(target, _) = aim {
+        entry.latest = Some(target.version.to_string());
+    }
     let Some(path) = &loc.path else {
         return missing(entry, set);
     };
+    if loc.installed {
+        entry.status = CheckStatus::Installed;
+        entry.latest = None;
+        entry.current = inspect::open_existing(path).ok().flatten().and_then(|c| {
+            match inspect::read_version(&c, path) {
+                Ok(State::Versioned(v)) => Some(v.to_string()),
+                _ => None,
+            }
+        });
+        entry.reason = Some(
+            "the installed AIFP's own core database: read for its versions, never migrated or written".into(),
+        );
+        return (entry, None);
+    }
     let failed = |mut entry: CheckEntry, status, e: Error| {
         entry.status = status;
         if status == CheckStatus::Error {
@@ -84,6 +160,32 @@ fn check_one(
         Ok(State::Versioned(v)) => v,
     };
     entry.current = Some(current.to_string());
+    if let Aim::Package(..) = aim {
+        let set = set.as_ref().ok();
+        if let Some(set) = set {
+            let found = drift_of(set, &conn, Some(&current), cache);
+            (entry.drift, entry.matches) = (found.drift, found.matches);
+        }
+        return match super::goal::steps(set, aim, &conn, path, &current) {
+            Err(e @ Error::AheadOfPackage { .. }) => failed(entry, CheckStatus::Ahead, e),
+            Err(e) => failed(entry, CheckStatus::Error, e),
+            Ok(steps) => {
+                entry.pending = steps
+                    .iter()
+                    .map(|s| StepEntry {
+                        sql: String::new(),
+                        ..step_entry(s)
+                    })
+                    .collect();
+                entry.status = if entry.pending.is_empty() {
+                    CheckStatus::Current
+                } else {
+                    CheckStatus::Pending
+                };
+                (entry, None)
+            }
+        };
+    }
     let set = match set {
         Ok(set) => set,
         Err(e) => return failed(entry, CheckStatus::Error, e.clone()),

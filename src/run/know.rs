@@ -22,6 +22,7 @@ pub(super) fn verify_sets(root: &catalog::Root, only: Option<DbName>) -> Result<
     Ok(Outcome {
         report: Report::Verify { sets },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -79,8 +80,10 @@ pub(super) fn stamp(
     Ok(Outcome {
         report: Report::Run {
             databases: vec![entry],
+            folders: Vec::new(),
         },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -138,7 +141,11 @@ pub(super) fn init(
         databases.push(entry);
     }
     Ok(Outcome {
-        report: Report::Run { databases },
+        report: Report::Run {
+            databases,
+            folders: Vec::new(),
+        },
         errors: Vec::new(),
+        notes: Vec::new(),
     })
 }

@@ -8,17 +8,19 @@
 
 use rusqlite::Connection;
 
+use std::sync::Arc;
+
+use super::goal::{moves_folder, steps, Aim};
 use super::*;
 use crate::apply::{Applied, Pending, Request};
-use crate::converge;
-use crate::options::Goal;
 use crate::plan::Step;
-use crate::report::{AccountEntry, RunStatus};
-use crate::scratch;
+use crate::report::{AccountEntry, FolderEntry, RunStatus};
 
 /// One selected database after planning: absent, or with a resolved plan.
 enum Selected<'s> {
     Missing(DbName, Option<PathBuf>),
+    /// The installed package's core: reported, never touched.
+    Installed(DbName, PathBuf),
     Planned(Planned<'s>),
     /// Planning failed (in a `--scan`, where the other projects go ahead).
     Unplanned(DbName, PathBuf, Error),
@@ -29,37 +31,45 @@ struct Planned<'s> {
     name: DbName,
     path: PathBuf,
     set: Option<&'s Set>,
+    aim: Aim,
     from: Version,
     steps: Vec<Step>,
 }
 
-/// What each database is taken toward, with the target schema built once for the run.
-pub(super) enum Aim {
-    Version(Target),
-    Schema(scratch::Target),
-    Repair,
-}
-
+#[allow(clippy::too_many_arguments)]
 pub(super) fn migrate(
     opts: &Options,
-    start: &Path,
+    ctx: &Ctx,
+    found: &discovery::Found,
     selected: Vec<&Location>,
     only: Option<DbName>,
     goal: &Goal,
     kind: RunKind,
     progress: &Reporter,
 ) -> Result<Outcome, Error> {
-    let aim = match goal {
+    let base = match goal {
         Goal::Version(t) => Aim::Version(t.clone()),
-        Goal::Schema(file) => Aim::Schema(scratch::target_file(file)?),
+        Goal::Schema(file) => Aim::Schema(Arc::new(scratch::target_file(file)?)),
         Goal::Repair => Aim::Repair,
     };
+    // A project with both state folders: which to keep is the user's call.
+    if let (Some([a, b]), None, None) = (&found.both, &opts.adopt, &opts.scan) {
+        return Err(both_folders(a, b));
+    }
     // Phase 1, read-only: every selected database, every rule, before any write anywhere.
     let sets = load_sets(&opts.root, &selected);
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     for loc in selected {
-        match plan_one(&sets[&loc.name], loc, start, only.is_some(), &aim, kind) {
+        let aim = Aim::for_location(&base, ctx, loc);
+        match plan_one(
+            &sets[&loc.name],
+            loc,
+            &found.start,
+            only.is_some(),
+            aim,
+            kind,
+        ) {
             Ok(p) => planned.push(p),
             // With --scan a project that cannot be planned is reported, and the rest go ahead.
             Err(e) if opts.scan.is_some() && loc.path.is_some() => {
@@ -70,10 +80,72 @@ pub(super) fn migrate(
         }
     }
     match errors.len() {
-        0 => Ok(act(planned, &aim, opts, kind, progress)),
+        0 => Ok(act(planned, found, opts, kind, progress)),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
     }
+}
+
+/// The refusal for a project with both state folders, naming each with its versions and rows.
+fn both_folders(a: &Path, b: &Path) -> Error {
+    let holds = |folder: &Path| {
+        let parts: Vec<String> = DbName::ALL[1..]
+            .iter()
+            .map(|name| {
+                let path = folder.join(name.file_name());
+                match inspect::open_existing(&path) {
+                    Ok(Some(conn)) => {
+                        let version = inspect::read_version(&conn, &path)
+                            .ok()
+                            .and_then(|s| match s {
+                                State::Versioned(v) => Some(format!("v{v}")),
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| "unversioned".into());
+                        let rows = row_count(&conn).map_or("?".into(), |n| n.to_string());
+                        format!("{} {version}, {rows} rows", name.as_str())
+                    }
+                    Ok(None) => format!("no {}", name.as_str()),
+                    Err(_) => format!("{} unreadable", name.as_str()),
+                }
+            })
+            .collect();
+        parts.join("; ")
+    };
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    Error::BothFolders {
+        root: a.parent().map(Path::to_path_buf).unwrap_or_default(),
+        first: a.to_path_buf(),
+        first_holds: holds(a),
+        first_name: name(a),
+        second: b.to_path_buf(),
+        second_holds: holds(b),
+        second_name: name(b),
+    }
+}
+
+/// Rows in every table of the user's (the tool's own and SQLite's left out).
+fn row_count(conn: &Connection) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'
+         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'aifp_migrate_%'",
+    )?;
+    let tables: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut total = 0;
+    for t in tables {
+        total += conn.query_row(
+            &format!("SELECT count(*) FROM {}", crate::sql::quote(&t)),
+            [],
+            |r| r.get::<_, i64>(0),
+        )?;
+    }
+    Ok(total)
 }
 
 /// Resolves one database's plan; `named` is true when the user asked for this database by name,
@@ -83,9 +155,12 @@ fn plan_one<'s>(
     loc: &Location,
     start: &Path,
     named: bool,
-    aim: &Aim,
+    aim: Aim,
     kind: RunKind,
 ) -> Result<Selected<'s>, Error> {
+    if let (true, Some(path)) = (loc.installed, &loc.path) {
+        return Ok(Selected::Installed(loc.name, path.clone()));
+    }
     let Some(path) = &loc.path else {
         if named {
             return Err(Error::NoProject {
@@ -115,12 +190,12 @@ fn plan_one<'s>(
     };
     let from = inspect::require_version(&conn, path)?;
     // Converging to a file needs no set; following scripts does.
-    let set = match (set, aim) {
+    let set = match (set, &aim) {
         (Ok(set), _) => Some(set),
-        (Err(Error::NoSet { .. }), Aim::Schema(_)) => None,
+        (Err(Error::NoSet { .. }), Aim::Schema(_) | Aim::Package(..)) => None,
         (Err(e), _) => return Err(e.clone()),
     };
-    let steps = steps(set, aim, &conn, path, &from)?;
+    let steps = steps(set, &aim, &conn, path, &from)?;
     if !steps.is_empty() {
         apply::integrity(&conn, path, "before migrating")?;
         drop(conn);
@@ -131,119 +206,10 @@ fn plan_one<'s>(
         name: loc.name,
         path: path.clone(),
         set,
+        aim,
         from,
         steps,
     }))
-}
-
-/// The steps from `from` toward `aim` for the database `conn` has open: the planner asked both
-/// while planning and again under the write lock.
-fn steps(
-    set: Option<&Set>,
-    aim: &Aim,
-    conn: &Connection,
-    path: &Path,
-    from: &Version,
-) -> Result<Vec<Step>, Error> {
-    let read = |conn: &Connection| schema::read(conn).map_err(|e| inspect::classify(path, e));
-    match (aim, set) {
-        (Aim::Version(target), Some(set)) => {
-            let to = plan::resolve(set, from, target).map_err(|e| Error::plan(path, e))?;
-            Ok(plan::chain(set, from, &to)
-                .map_err(|e| Error::plan(path, e))?
-                .into_iter()
-                .map(Step::script)
-                .collect())
-        }
-        (Aim::Repair, Some(set)) => {
-            let target = scratch::version_target(set, from)?;
-            let plan = converge::plan(&read(conn)?, &target.schema, &target.seeds);
-            Ok(generated(conn, from, from, &target.origin, plan))
-        }
-        (Aim::Schema(target), set) => {
-            let actual = read(conn)?;
-            // Scripts first, as far as they go toward the target, on a database whose schema is
-            // the one its version should have: they may move data no comparison can guess.
-            let mut scripts = Vec::new();
-            let mut at = from.clone();
-            let mut schema = actual;
-            if let Some(set) = set {
-                if scratch::expected(set, from).is_ok_and(|e| e == schema) {
-                    let down = target.version < *from;
-                    while let Some(s) = set.step_from(&at, down).filter(|s| {
-                        if down {
-                            s.to >= target.version
-                        } else {
-                            s.to <= target.version
-                        }
-                    }) {
-                        scripts.push(Step::script(s));
-                        at = s.to.clone();
-                    }
-                    if at != *from {
-                        schema = scratch::expected(set, &at)?;
-                    }
-                }
-            }
-            let plan = converge::plan(&schema, &target.schema, &target.seeds);
-            let rest = generated(conn, &at, &target.version, &target.origin, plan);
-            if rest.is_empty() && at == target.version {
-                return Ok(scripts);
-            }
-            // The version row still moves when the schema already matches.
-            let rest = if rest.is_empty() {
-                generated_empty(&at, &target.version, &target.origin)
-            } else {
-                rest
-            };
-            scripts.extend(rest);
-            Ok(scripts)
-        }
-        (_, None) => Err(Error::NoSet {
-            root: "<migrations>".into(),
-            db: path.display().to_string(),
-        }),
-    }
-}
-
-/// The generated step for `plan`, with its summary's full-text lines counted; none when the
-/// plan changes nothing.
-fn generated(
-    conn: &Connection,
-    from: &Version,
-    to: &Version,
-    origin: &str,
-    mut plan: converge::Converge,
-) -> Vec<Step> {
-    if plan.statements.is_empty() {
-        return Vec::new();
-    }
-    for (index, table) in &plan.fts_built {
-        let rows: Option<i64> = conn
-            .query_row(&format!("SELECT count(*) FROM {}", crate::sql::quote(table)), [], |r| {
-                r.get(0)
-            })
-            .ok();
-        let from_table = format!("(built from {table})");
-        for line in plan.summary.iter_mut().filter(|l| l.contains(index.as_str())) {
-            if let Some(rows) = rows {
-                *line = line.replace(&from_table, &format!("(built from {rows} row(s) of {table})"));
-            }
-        }
-    }
-    vec![Step::generated(from, to, origin, plan)]
-}
-
-/// A generated step that only moves the version row: the schema is the target's already.
-fn generated_empty(from: &Version, to: &Version, origin: &str) -> Vec<Step> {
-    let plan = converge::Converge {
-        summary: vec!["no schema change: the version row only".into()],
-        ..converge::Converge::default()
-    };
-    let mut step = Step::generated(from, to, origin, plan);
-    step.converge = None;
-    step.file = format!("record v{to}");
-    vec![step]
 }
 
 /// One project's databases (with the core beside them): they commit together.
@@ -252,6 +218,7 @@ fn groups<'s>(selected: Vec<Selected<'s>>, scan: bool) -> Vec<Vec<Selected<'s>>>
     for sel in selected {
         let (name, path) = match &sel {
             Selected::Missing(n, p) => (*n, p.clone()),
+            Selected::Installed(n, p) => (*n, Some(p.clone())),
             Selected::Planned(p) => (p.name, Some(p.path.clone())),
             Selected::Unplanned(n, p, _) => (*n, Some(p.clone())),
         };
@@ -272,7 +239,7 @@ fn groups<'s>(selected: Vec<Selected<'s>>, scan: bool) -> Vec<Vec<Selected<'s>>>
 /// Phase 2: act on each project's planned databases, in the fixed order.
 fn act(
     selected: Vec<Selected<'_>>,
-    aim: &Aim,
+    found: &discovery::Found,
     opts: &Options,
     kind: RunKind,
     progress: &Reporter,
@@ -280,31 +247,45 @@ fn act(
     let run_id = history::new_run_id();
     let mut errors = Vec::new();
     let mut databases = Vec::new();
+    let mut folders = Vec::new();
     for group in groups(selected, opts.scan.is_some()) {
-        databases.extend(act_on_project(group, aim, opts, kind, &run_id, &mut errors, progress));
+        let (entries, moves) =
+            act_on_project(group, found, opts, kind, &run_id, &mut errors, progress);
+        databases.extend(entries);
+        folders.extend(moves);
     }
     Outcome {
-        report: Report::Run { databases },
+        report: Report::Run { databases, folders },
         errors,
+        notes: Vec::new(),
     }
 }
 
 fn act_on_project(
     group: Vec<Selected<'_>>,
-    aim: &Aim,
+    found: &discovery::Found,
     opts: &Options,
     kind: RunKind,
     run_id: &str,
     errors: &mut Vec<Error>,
     progress: &Reporter,
-) -> Vec<RunEntry> {
+) -> (Vec<RunEntry>, Vec<FolderEntry>) {
     let mut entries = Vec::new();
     let mut planned = Vec::new();
+    let mut moves = Vec::new();
     for sel in group {
         match sel {
             Selected::Missing(name, path) => {
                 let mut entry = RunEntry::new(name, path.as_deref().map(display));
                 entry.status = RunStatus::Missing;
+                entries.push(entry);
+            }
+            Selected::Installed(name, path) => {
+                let mut entry = RunEntry::new(name, Some(display(&path)));
+                entry.status = RunStatus::Installed;
+                entry.reason = Some(
+                    "the installed AIFP's own core database: read for its versions, never migrated or written".into(),
+                );
                 entries.push(entry);
             }
             Selected::Unplanned(name, path, e) => {
@@ -315,9 +296,16 @@ fn act_on_project(
                 entries.push(entry);
             }
             Selected::Planned(p) => {
+                if moves.is_empty() {
+                    moves = folder_moves(&p, found, opts);
+                }
                 let mut entry = RunEntry::new(p.name, Some(display(&p.path)));
                 entry.from = Some(p.from.to_string());
-                entry.to = Some(p.steps.last().map_or(p.from.to_string(), |s| s.to.to_string()));
+                entry.to = Some(
+                    p.steps
+                        .last()
+                        .map_or(p.from.to_string(), |s| s.to.to_string()),
+                );
                 entry.steps = p.steps.iter().map(step_entry).collect();
                 entry.status = if p.steps.is_empty() {
                     RunStatus::Current
@@ -336,24 +324,101 @@ fn act_on_project(
                 entries[*i].status = RunStatus::Skipped;
             }
         }
-        return entries;
+        return (entries, Vec::new());
     }
     match kind {
         RunKind::DryRun => {}
         RunKind::Rehearse => {
             for (i, p) in planned.iter().filter(|(_, p)| !p.steps.is_empty()) {
-                rehearse_one(&mut entries[*i], p, aim, opts, run_id, errors, progress);
+                rehearse_one(&mut entries[*i], p, opts, run_id, errors, progress);
+            }
+            moves.clear();
+        }
+        RunKind::Real => {
+            run_for_real(&mut entries, planned, opts, run_id, errors, progress);
+            let failed = entries
+                .iter()
+                .any(|e| matches!(e.status, RunStatus::Failed | RunStatus::PutBack));
+            for m in &mut moves {
+                if failed {
+                    m.status = "not moved".into();
+                    m.reason = Some(
+                        "a database of the project failed, so its folders stay as they were".into(),
+                    );
+                } else {
+                    move_folder(m, errors);
+                }
             }
         }
-        RunKind::Real => run_for_real(&mut entries, planned, aim, opts, run_id, errors, progress),
     }
-    entries
+    (entries, moves)
+}
+
+/// What happens to the project's state folders after its databases commit: the one not adopted
+/// is set aside, and a `.aifp-project` the installed AIMFP no longer reads becomes `.aimfp-project`.
+fn folder_moves(p: &Planned<'_>, found: &discovery::Found, opts: &Options) -> Vec<FolderEntry> {
+    let Some(folder) = p.path.parent().filter(|_| p.name != DbName::AifpCore) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let (Some(both), Some(_)) = (&found.both, &opts.adopt) {
+        if let Some(other) = both.iter().find(|f| f.as_path() != folder) {
+            let mut aside = other.clone().into_os_string();
+            aside.push(format!(".replaced_{}", backup::utc_stamp()));
+            out.push(FolderEntry {
+                from: display(other),
+                to: display(Path::new(&aside)),
+                status: "planned".into(),
+                reason: Some(format!(
+                    "--adopt {}: the other folder is set aside, never deleted",
+                    folder
+                        .file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                )),
+            });
+        }
+    }
+    if moves_folder(&p.aim, &p.path) {
+        let to = folder.with_file_name(".aimfp-project");
+        out.push(FolderEntry {
+            from: display(folder),
+            to: display(&to),
+            status: "planned".into(),
+            reason: Some(
+                "the installed AIMFP keeps project state in .aimfp-project; paths in the databases follow".into(),
+            ),
+        });
+    }
+    out
+}
+
+/// Renames a folder in one step, never over an existing one.
+fn move_folder(m: &mut FolderEntry, errors: &mut Vec<Error>) {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(
+        CWD,
+        m.from.as_str(),
+        CWD,
+        m.to.as_str(),
+        RenameFlags::NOREPLACE,
+    ) {
+        Ok(()) => m.status = "moved".into(),
+        Err(e) => {
+            m.status = "failed".into();
+            let message = format!(
+                "{} could not be renamed to {} ({e}); its databases are migrated where they are: rename the folder yourself",
+                m.from, m.to
+            );
+            m.reason = Some(message.clone());
+            errors.push(Error::Environment(message));
+        }
+    }
 }
 
 fn rehearse_one(
     entry: &mut RunEntry,
     p: &Planned<'_>,
-    aim: &Aim,
     opts: &Options,
     run_id: &str,
     errors: &mut Vec<Error>,
@@ -368,7 +433,7 @@ fn rehearse_one(
         allow_data_loss: opts.allow_data_loss,
         before: Some(&p.path),
     };
-    let planner = |conn: &Connection, from: &Version| under_lock(p, aim, conn, from);
+    let planner = |conn: &Connection, from: &Version| under_lock(p, conn, from);
     match rehearse::rehearse(&p.path, p.set, request, planner, progress) {
         Ok(r) => {
             entry.status = if r.result.is_ok() {
@@ -401,13 +466,8 @@ fn rehearse_one(
 /// plan its version now calls for when the goal is the latest (or a schema); for a version
 /// resolved while planning (a rollback, a --target), one that moved is refused, never taken
 /// down a stale path.
-fn under_lock(
-    p: &Planned<'_>,
-    aim: &Aim,
-    conn: &Connection,
-    from: &Version,
-) -> Result<Vec<Step>, Error> {
-    if let Aim::Version(Target::Version(_) | Target::Rollback) = aim {
+fn under_lock(p: &Planned<'_>, conn: &Connection, from: &Version) -> Result<Vec<Step>, Error> {
+    if let Aim::Version(Target::Version(_) | Target::Rollback) = &p.aim {
         let planned_to = p.steps.last().map(|s| &s.to);
         if from != &p.from {
             if Some(from) == planned_to {
@@ -423,7 +483,7 @@ fn under_lock(
         let aim = Aim::Version(Target::Version(to));
         return steps(p.set, &aim, conn, &p.path, from);
     }
-    steps(p.set, aim, conn, &p.path, from)
+    steps(p.set, &p.aim, conn, &p.path, from)
 }
 
 /// Runs every planned database of one project in its own open transaction, then commits them
@@ -431,7 +491,6 @@ fn under_lock(
 fn run_for_real(
     entries: &mut [RunEntry],
     planned: Vec<(usize, Planned<'_>)>,
-    aim: &Aim,
     opts: &Options,
     run_id: &str,
     errors: &mut Vec<Error>,
@@ -450,7 +509,7 @@ fn run_for_real(
             allow_data_loss: opts.allow_data_loss,
             before: None,
         };
-        let planner = |conn: &Connection, from: &Version| under_lock(p, aim, conn, from);
+        let planner = |conn: &Connection, from: &Version| under_lock(p, conn, from);
         match apply::begin(&p.path, request, planner, progress) {
             Ok(ready) => pending.push((*i, ready)),
             Err(e) => {
@@ -495,7 +554,8 @@ fn run_for_real(
     for (i, ready) in queue {
         ready.abandon();
         entries[i].status = RunStatus::Skipped;
-        entries[i].reason = Some("rolled back, unchanged: another database failed to commit".into());
+        entries[i].reason =
+            Some("rolled back, unchanged: another database failed to commit".into());
     }
 }
 

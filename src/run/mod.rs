@@ -14,7 +14,8 @@ use crate::discovery::{self, DbName, Location};
 use crate::error::Error;
 use crate::history;
 use crate::inspect::{self, State};
-use crate::options::{Mode, Options, RunKind};
+use crate::options::{Goal, Mode, Options, RunKind};
+use crate::package::{self, Package};
 use crate::plan::{self, Target};
 use crate::progress::Reporter;
 use crate::rehearse;
@@ -24,11 +25,13 @@ use crate::report::{
 };
 use crate::restore;
 use crate::schema;
+use crate::scratch;
 use crate::verify;
 use crate::version::Version;
 
 mod backups;
 mod check;
+mod goal;
 mod know;
 mod migrate;
 
@@ -37,6 +40,22 @@ mod migrate;
 pub struct Outcome {
     pub report: Report,
     pub errors: Vec<Error>,
+    /// Lines worth saying on stderr that are no error (a Python that did not answer).
+    pub notes: Vec<String>,
+}
+
+/// What a run knows beyond its flags: the installed package, if any, and the target schema
+/// of each per-project database it ships, built once.
+pub(super) struct Ctx {
+    pub package: Option<Package>,
+    pub targets: BTreeMap<DbName, std::sync::Arc<scratch::Target>>,
+}
+
+impl Ctx {
+    /// The package's target for a per-project database, when there is a package.
+    pub fn target(&self, name: DbName) -> Option<&std::sync::Arc<scratch::Target>> {
+        self.targets.get(&name)
+    }
 }
 
 /// Runs the mode `opts` asks for, telling `progress` how long work goes.
@@ -50,18 +69,53 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         return Err(Error::ProjectDirMissing(opts.start.clone()));
     }
 
-    let mut found = discovery::discover(&opts.core_dir, &opts.start);
+    // Only the modes that take databases to "latest" ask what the installed AIFP says it is.
+    let wants_package = matches!(
+        &opts.mode,
+        Mode::Check { .. }
+            | Mode::Migrate {
+                goal: Goal::Version(Target::Latest),
+                ..
+            }
+    );
+    let plan_layout = discovery::Layout::plan(&opts.core_dir);
+    let mut notes = Vec::new();
+    let ctx = if wants_package {
+        let root = discovery::project_root(&opts.start, &plan_layout).map(|(root, _)| root);
+        let (package, note) =
+            package::find(&opts.package, root.as_deref(), opts.cache_dir.as_deref())?;
+        notes.extend(note.map(|n| {
+            format!("{n}; no installed AIFP found that way, so the bundled migration sets apply")
+        }));
+        context(package, &mut notes)?
+    } else {
+        Ctx {
+            package: None,
+            targets: BTreeMap::new(),
+        }
+    };
+    let layout = match &ctx.package {
+        Some(p) => discovery::Layout::installed(&opts.core_dir, p),
+        None => plan_layout,
+    };
+    let mut found = discovery::discover(&layout, &opts.start, opts.adopt.as_deref());
     if let Some(dir) = &opts.scan {
         if !dir.is_dir() {
             return Err(Error::ScanDirMissing(dir.clone()));
         }
-        found.locations = discovery::scan(&opts.core_dir, dir);
+        found.locations = discovery::scan(&layout, dir);
     }
-    match &opts.mode {
-        Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only))),
+    let outcome = match &opts.mode {
+        Mode::Check { only } => Ok(check::check(
+            opts,
+            &ctx,
+            &found,
+            select(&found.locations, *only),
+        )),
         Mode::Migrate { only, goal, kind } => migrate::migrate(
             opts,
-            &found.start,
+            &ctx,
+            &found,
             select(&found.locations, *only),
             *only,
             goal,
@@ -80,7 +134,35 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         Mode::Verify { only } => know::verify_sets(&opts.root, *only),
         Mode::Stamp { db, version, force } => know::stamp(&opts.root, &found, *db, version, *force),
         Mode::Init { only } => know::init(opts, &found, *only),
+    };
+    outcome.map(|mut o| {
+        o.notes.extend(notes);
+        o
+    })
+}
+
+/// The run's context for `package`: its targets built, and checked against the versions its
+/// core expects (a disagreement is noted; the schema file wins).
+fn context(package: Option<Package>, notes: &mut Vec<String>) -> Result<Ctx, Error> {
+    let mut targets = BTreeMap::new();
+    if let Some(p) = &package {
+        for name in &DbName::ALL[1..] {
+            let target = scratch::target_file(&p.schema_file(*name))?;
+            if let Some(expected) = p.expected.get(name.as_str()) {
+                if expected.parse::<Version>().ok().as_ref() != Some(&target.version) {
+                    notes.push(format!(
+                        "{}'s core expects {} v{expected}, but {} writes v{}: the schema file wins",
+                        p.name,
+                        name.as_str(),
+                        p.schema_file(*name).display(),
+                        target.version
+                    ));
+                }
+            }
+            targets.insert(*name, std::sync::Arc::new(target));
+        }
     }
+    Ok(Ctx { package, targets })
 }
 
 pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {

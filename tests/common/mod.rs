@@ -101,6 +101,8 @@ impl Env {
             .env("AIFP_HOME", &self.core_dir)
             .env("AIFP_MIGRATIONS", &self.migrations)
             .env("XDG_CACHE_HOME", self.cache.path())
+            // No installed AIFP unless a test gives one: the bundled sets apply.
+            .env("AIFP_PACKAGE", "none")
             .env_remove("NO_COLOR");
         cmd
     }
