@@ -240,8 +240,9 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
             file: path.to_path_buf(),
         });
     }
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let shm = PathBuf::from(format!("{}-shm", path.display()));
+    inspect::check_side_files(path)?;
+    let wal = inspect::side_file(path, "-wal");
+    let shm = inspect::side_file(path, "-shm");
     for file in [path, &wal, &shm] {
         if file.exists() && access(file, Access::WRITE_OK).is_err() {
             return Err(Error::ReadOnlyFile {

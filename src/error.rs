@@ -70,6 +70,14 @@ pub enum Error {
     #[error("{path} is not a regular file: move it away")]
     NotAFile { path: PathBuf },
 
+    #[error("{path} is {kind}, not a regular file, where SQLite keeps the {role} of {db}: move it away, then try again")]
+    SideFileNotAFile {
+        path: PathBuf,
+        db: PathBuf,
+        kind: &'static str,
+        role: &'static str,
+    },
+
     #[error(
         "{path} is empty (0 bytes), not an AIFP database: restore it from a backup or delete it"
     )]

@@ -146,6 +146,19 @@ fn save_current(db_path: &Path, source: &Path) -> Result<(Option<String>, Option
                 Some(backup::take(db_path, &crate::progress::silent())?),
             ))
         }
+        // Anything else (a lock, a side file in the way, no permission) is no reason to
+        // overwrite the file: say so and change nothing.
+        Err(e)
+            if !matches!(
+                e,
+                Error::Damaged { .. }
+                    | Error::EmptyFile { .. }
+                    | Error::NotADatabase { .. }
+                    | Error::IntegrityFailed { .. }
+            ) =>
+        {
+            Err(e)
+        }
         Err(_) => {
             // Damaged, empty or not a database: keep its bytes, then give SQLite an empty file
             // (a valid empty database) to restore into.

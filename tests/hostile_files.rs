@@ -1,0 +1,271 @@
+//! Hostile files and paths, through the real binary: side files that are FIFOs or folders, paths
+//! that are not UTF-8, symbolic links, unreadable scripts, control characters in what scripts and
+//! databases say, signals mid-run, and projects owned by someone else.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rusqlite::{Connection, OpenFlags};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aifp-migrate");
+
+/// The real binary with this world's environment, run from `dir`.
+fn command_in(env: &Env, dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env("HOME", &env.home)
+        .env("AIFP_HOME", &env.core_dir)
+        .env("AIFP_MIGRATIONS", &env.migrations)
+        .env("XDG_CACHE_HOME", env.cache.path())
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs with `args` from the project folder; a run still going after 10 s is killed, so a hang
+/// fails the test instead of blocking it. Returns what it printed and how long it took.
+fn run_bounded(env: &Env, args: &[&str]) -> (Run, Duration) {
+    let started = Instant::now();
+    let mut child = command_in(env, &env.project).args(args).spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{args:?} still running after 10 s (killed); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    (Run(child.wait_with_output().unwrap()), took)
+}
+
+/// `<path><suffix>`, built on the bytes of the path.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Opens a closed database as immutable (nothing created beside it); any path, UTF-8 or not.
+fn open_immutable(path: &Path) -> Connection {
+    let escaped: String = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .map(|&b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Connection::open_with_flags(
+        format!("file:{escaped}?immutable=1"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap()
+}
+
+fn scalar(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn text(conn: &Connection, sql: &str) -> String {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// The names in a folder, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The JSON entry of database `name`.
+fn entry<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+/// Adds notes to a bundled project database at 1.0, so that a migration has rows to keep.
+fn seed(db: &Path, n: usize) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..n {
+        conn.execute(
+            "INSERT INTO notes (content, note_type) VALUES (?1, 'clarification')",
+            [format!("note {i}")],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Every regular file under `dir` with its bytes (a FIFO is never opened: reading one blocks).
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.extend(files_under(&path));
+        } else if meta.is_file() {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        } else {
+            out.push((path, Vec::new()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A -wal, -shm or -journal that is not a regular file: an error naming it, at once.
+
+#[test]
+fn a_side_file_that_is_a_fifo_or_a_folder_is_named_at_once_in_every_mode() {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        for kind in ["fifo", "folder"] {
+            let env = Env::new();
+            let db = env.init_db("project");
+            env.run(&["--all"]).expect(0); // a backup to list and restore
+            env.run(&["--db", "project", "--target", "1.0"]).expect(0);
+            let side = sibling(&db, suffix);
+            match kind {
+                "fifo" => mkfifo(&side),
+                _ => std::fs::create_dir(&side).unwrap(),
+            }
+            let before = files_under(env.tmp.path());
+            let version_before = text(&open_immutable(&db), "SELECT version FROM schema_version");
+            for args in [
+                &["--check"][..],
+                &["--check", "--format", "json"],
+                &["--all"],
+                &["--all", "--dry-run"],
+                &["--all", "--rehearse"],
+                &["--db", "project", "--restore"],
+            ] {
+                let (run, took) = run_bounded(&env, args);
+                let what = format!("{kind} {suffix} {args:?}");
+                assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+                assert_eq!(run.code(), 1, "{what}\n{}\n{}", run.stdout(), run.stderr());
+                let err = run.stderr();
+                assert!(
+                    err.contains(&side.display().to_string()) && err.contains("not a regular file"),
+                    "{what}: {err}"
+                );
+                assert!(!run.stdout().contains("panicked") && !err.contains("panicked"));
+            }
+            let after = files_under(env.tmp.path());
+            let changed: Vec<&PathBuf> = after
+                .iter()
+                .filter(|f| !before.contains(f))
+                .chain(before.iter().filter(|f| !after.contains(f)))
+                .map(|(p, _)| p)
+                .collect();
+            assert!(changed.is_empty(), "{kind} {suffix}: changed {changed:?}");
+            assert_eq!(
+                text(&open_immutable(&db), "SELECT version FROM schema_version"),
+                version_before
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Paths that are not UTF-8.
+
+#[test]
+fn a_project_under_a_folder_whose_name_is_not_utf8_works_end_to_end() {
+    let env = Env::new();
+    let odd = env
+        .tmp
+        .path()
+        .join(OsString::from_vec(b"proj\xff\xfe".to_vec()));
+    std::fs::create_dir_all(odd.join(".aifp-project")).unwrap();
+    let db = odd.join(".aifp-project/project.db");
+    std::fs::copy(env.init_db("project"), &db).unwrap();
+    std::fs::remove_file(env.db("project")).unwrap();
+    seed(&db, 5);
+    let run = |args: &[&str]| {
+        let out = command_in(&env, &odd).args(args).output().unwrap();
+        Run(out)
+    };
+
+    let json = run(&["--check", "--format", "json"]).expect(3).json();
+    assert_eq!(entry(&json, "project")["current"], "1.0", "{json}");
+
+    run(&["--all"]).expect(0);
+    assert_eq!(
+        text(&open_immutable(&db), "SELECT version FROM schema_version"),
+        "1.2"
+    );
+    assert_eq!(
+        scalar(&open_immutable(&db), "SELECT count(*) FROM notes"),
+        5
+    );
+    let backups: Vec<PathBuf> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains(".backup_")
+        })
+        .collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert!(backups[0].starts_with(&odd), "{:?}", backups[0]);
+    let b = open_immutable(&backups[0]);
+    assert_eq!(text(&b, "SELECT version FROM schema_version"), "1.0");
+    assert_eq!(scalar(&b, "SELECT count(*) FROM notes"), 5);
+    drop(b);
+
+    let json = run(&["--list-backups", "--db", "project", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(json["backups"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["backups"][0]["version"], "1.0", "{json}");
+
+    run(&["--db", "project", "--restore"]).expect(0);
+    assert_eq!(
+        text(&open_immutable(&db), "SELECT version FROM schema_version"),
+        "1.0"
+    );
+    assert_eq!(
+        scalar(&open_immutable(&db), "SELECT count(*) FROM notes"),
+        5
+    );
+
+    // --all --restore finds that run's backup through the history, byte for byte.
+    run(&["--all"]).expect(0);
+    run(&["--all", "--restore"]).expect(0);
+    assert_eq!(
+        text(&open_immutable(&db), "SELECT version FROM schema_version"),
+        "1.0"
+    );
+}
