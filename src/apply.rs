@@ -151,7 +151,7 @@ fn run_steps(
             script: Some(&script.file),
             sha256: Some(sha256.clone()),
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            backup: backup.map(|b| b.display().to_string()),
+            backup,
         };
         history::record(conn, &entry).map_err(|e| Error::StepFailed {
             path: path.to_path_buf(),
@@ -241,8 +241,8 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
         });
     }
     inspect::check_side_files(path)?;
-    let wal = inspect::side_file(path, "-wal");
-    let shm = inspect::side_file(path, "-shm");
+    let wal = inspect::suffixed(path, "-wal");
+    let shm = inspect::suffixed(path, "-shm");
     for file in [path, &wal, &shm] {
         if file.exists() && access(file, Access::WRITE_OK).is_err() {
             return Err(Error::ReadOnlyFile {
@@ -412,7 +412,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         script: None,
         sha256: None,
         duration_ms: 0,
-        backup: Some(backup.display().to_string()),
+        backup: Some(&backup),
     };
     let written = set_version(&tx, version)
         .and_then(|()| history::record(&tx, &entry))
@@ -433,11 +433,10 @@ pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     built
         .execute_batch("COMMIT")
         .map_err(|e| Error::sqlite(path, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.aifp-migrate-init-{}", std::process::id()));
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(path.file_name().unwrap_or_default());
+    hidden.push(format!(".aifp-migrate-init-{}", std::process::id()));
+    let tmp = dir.join(hidden);
     let result = write_new_database(&built, &tmp).and_then(|()| {
         // A hard link fails if the name is taken: an existing database is never replaced.
         match std::fs::hard_link(&tmp, path) {

@@ -4,6 +4,7 @@
 //! `-wal` file is included. It is written under a temporary name with the database's permission
 //! bits, synced, and only then linked to its final name, which is never overwritten.
 
+use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ fn write_new(
     db_path: &Path,
     fill: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<PathBuf, Error> {
-    let base = PathBuf::from(format!("{}.backup_{}", db_path.display(), stamp()));
+    let base = crate::inspect::suffixed(db_path, &format!(".backup_{}", stamp()));
     // Hidden and outside the backup name pattern, so an interrupted copy never looks like a backup.
     // Unique per run, so one a killed run left behind (perhaps by a process of the same pid)
     // is never in the way.
@@ -60,7 +61,7 @@ fn write_new(
             message: "the database path names no file in a folder".into(),
         });
     };
-    let tmp = PathBuf::from(format!("{}{unique}", prefix.display()));
+    let tmp = crate::inspect::suffixed(&prefix, &unique);
     let result = create_like(db_path, &tmp)
         .and_then(|()| fill(&tmp))
         .and_then(|()| publish(&tmp, &base));
@@ -77,7 +78,10 @@ fn write_new(
 /// backup name pattern, so an interrupted copy never looks like a backup.
 fn temp_prefix(db_path: &Path) -> Option<PathBuf> {
     let (dir, name) = (db_path.parent()?, db_path.file_name()?);
-    Some(dir.join(format!(".{}.aifp-migrate-backup-", name.to_string_lossy())))
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(".aifp-migrate-backup-");
+    Some(dir.join(hidden))
 }
 
 /// Removes what killed runs left of their unfinished backups of `db_path` (and their journals).
@@ -89,16 +93,12 @@ pub fn remove_leftovers(db_path: &Path) {
     let (Some(dir), Some(start)) = (prefix.parent(), prefix.file_name()) else {
         return;
     };
-    let start = start.to_string_lossy();
+    let start = start.as_encoded_bytes();
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(start.as_ref())
-        {
+        if entry.file_name().as_encoded_bytes().starts_with(start) {
             let _ = fs::remove_file(entry.path());
         }
     }
@@ -199,7 +199,7 @@ fn publish(tmp: &Path, base: &Path) -> Result<PathBuf, String> {
         let name = if n == 1 {
             base.to_path_buf()
         } else {
-            PathBuf::from(format!("{}_{n}", base.display()))
+            crate::inspect::suffixed(base, &format!("_{n}"))
         };
         // A hard link fails if the name exists, so an older backup is never overwritten.
         match fs::hard_link(tmp, &name) {
@@ -244,8 +244,11 @@ impl BackupFile {
 }
 
 /// Reads `<db file>.backup_YYYYmmdd_HHMMSS[_N]`; anything else is not a backup of that file.
-fn parse_name(db_file: &str, candidate: &str) -> Option<(String, u32)> {
-    let rest = candidate.strip_prefix(db_file)?.strip_prefix(".backup_")?;
+fn parse_name(db_file: &OsStr, candidate: &OsStr) -> Option<(String, u32)> {
+    let rest = candidate
+        .as_encoded_bytes()
+        .strip_prefix(db_file.as_encoded_bytes())?;
+    let rest = std::str::from_utf8(rest).ok()?.strip_prefix(".backup_")?;
     let (stamp, tail) = (rest.get(..15)?, rest.get(15..)?);
     let n = match tail.strip_prefix('_') {
         None if tail.is_empty() => 1,
@@ -269,7 +272,6 @@ pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
     let (Some(dir), Some(db_file)) = (db_path.parent(), db_path.file_name()) else {
         return Ok(Vec::new());
     };
-    let db_file = db_file.to_string_lossy();
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
@@ -277,8 +279,7 @@ pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((stamp, n)) = parse_name(&db_file, &name) else {
+        let Some((stamp, n)) = parse_name(db_file, &entry.file_name()) else {
             continue;
         };
         let meta = entry.metadata()?;
@@ -301,7 +302,7 @@ mod tests {
 
     #[test]
     fn only_exact_backup_names_of_that_database_count() {
-        let ok = |name: &str| parse_name("project.db", name);
+        let ok = |name: &str| parse_name(OsStr::new("project.db"), OsStr::new(name));
         assert_eq!(
             ok("project.db.backup_20261122_013605"),
             Some(("20261122_013605".into(), 1))

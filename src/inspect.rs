@@ -66,8 +66,8 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, Error> {
 /// immutable, which creates nothing; otherwise the existing files are used.
 pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
     check_side_files(path)?;
-    let wal = side_file(path, "-wal");
-    let journal = side_file(path, "-journal");
+    let wal = suffixed(path, "-wal");
+    let journal = suffixed(path, "-journal");
     if journal.metadata().is_ok_and(|m| m.len() > 0)
         && rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
     {
@@ -88,7 +88,7 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
 pub const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// `<db><suffix>` (e.g. `project.db-wal`), built on the path's bytes, never on a lossy copy.
-pub fn side_file(db: &Path, suffix: &str) -> PathBuf {
+pub fn suffixed(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -98,7 +98,7 @@ pub fn side_file(db: &Path, suffix: &str) -> PathBuf {
 /// and wait on it for ever, or fail on a folder with a message that names neither.
 pub fn check_side_files(db: &Path) -> Result<(), Error> {
     for suffix in SIDE_FILES {
-        let side = side_file(db, suffix);
+        let side = suffixed(db, suffix);
         let Ok(link) = std::fs::symlink_metadata(&side) else {
             continue;
         };

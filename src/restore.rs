@@ -108,7 +108,7 @@ pub fn restore(
         script: None,
         sha256: None,
         duration_ms: 0,
-        backup: saved_as.as_ref().map(|p| p.display().to_string()),
+        backup: saved_as.as_deref(),
     };
     history::record(&live, &entry).map_err(|e| Error::sqlite(db_path, e))?;
     crate::apply::integrity(&live, db_path, "after the restore")?;
