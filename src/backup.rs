@@ -1,4 +1,5 @@
-//! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database.
+//! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database,
+//! the time in UTC, so that names sort in the order the backups were made.
 //!
 //! The copy goes through SQLite's online backup API in one step, so committed data still in the
 //! `-wal` file is included. It is written under a temporary name with the database's permission
@@ -104,17 +105,66 @@ pub fn remove_leftovers(db_path: &Path) {
     }
 }
 
-/// The local time as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
+/// The time now in UTC as `YYYYmmdd_HHMMSS`: never local time, whose names would sort out of
+/// order across a time-zone or daylight-saving change.
 fn stamp() -> String {
-    Connection::open_in_memory()
-        .and_then(|c| {
-            c.query_row(
-                "SELECT strftime('%Y%m%d_%H%M%S', 'now', 'localtime')",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .unwrap_or_else(|_| "00000000_000000".to_string())
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(i64::try_from(now).unwrap_or(0), "", "_", "")
+}
+
+/// Seconds since 1970 as `YYYY<d>mm<d>dd<mid>HH<t>MM<t>SS`, in UTC.
+fn format_utc(secs: i64, d: &str, mid: &str, t: &str) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    format!("{year:04}{d}{month:02}{d}{day:02}{mid}{h:02}{t}{m:02}{t}{s:02}")
+}
+
+/// `YYYYmmdd_HHMMSS` read as a UTC time, in seconds since 1970.
+fn parse_utc(stamp: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (h, mi, s) = (n(9..11)?, n(11..13)?, n(13..15)?);
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// When a backup was made, in seconds since 1970 (UTC), from its name and its file's
+/// modification time (written once, when the copy was made, and never after).
+///
+/// Names are in UTC now, and such a name is the time: its file was written within the copy's
+/// duration after it. Older versions of the tool named backups in local time; such a file's
+/// modification time lies a time zone's offset (at most 14 hours) away from its name read as
+/// UTC, and that time is when it was made, across any zone or daylight-saving change. A file
+/// whose time agrees with neither was copied or touched since: its name is all that is left.
+/// (The history table is no better witness: a restore replaces it with the backup's older one,
+/// which knows nothing of the backups made after it.)
+fn made_at(stamp_secs: i64, modified: Option<i64>) -> i64 {
+    const COPY_TAKES_AT_MOST: i64 = 30 * 60;
+    const FARTHEST_ZONE: i64 = 14 * 3600;
+    match modified.map(|m| m - stamp_secs) {
+        Some(d) if (-5..=COPY_TAKES_AT_MOST).contains(&d) => stamp_secs,
+        Some(d) if d.abs() <= FARTHEST_ZONE + COPY_TAKES_AT_MOST => stamp_secs + d,
+        _ => stamp_secs,
+    }
 }
 
 /// Creates `new` empty, with the permission bits of `like`.
@@ -225,21 +275,14 @@ pub struct BackupFile {
     /// 1 for the plain name, then 2, 3, … for `_2`, `_3`, ….
     pub n: u32,
     pub size: u64,
+    /// When it was made, in seconds since 1970 (see `made_at`).
+    pub made: i64,
 }
 
 impl BackupFile {
-    /// The time in the name, as `YYYY-mm-dd HH:MM:SS` (local time, as it was taken).
+    /// When it was made, as `YYYY-mm-dd HH:MM:SS` in UTC.
     pub fn time(&self) -> String {
-        let s = &self.stamp;
-        format!(
-            "{}-{}-{} {}:{}:{}",
-            &s[0..4],
-            &s[4..6],
-            &s[6..8],
-            &s[9..11],
-            &s[11..13],
-            &s[13..15]
-        )
+        format_utc(self.made, "-", " ", ":")
     }
 }
 
@@ -283,16 +326,25 @@ pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
             continue;
         };
         let meta = entry.metadata()?;
+        let Some(named) = parse_utc(&stamp) else {
+            continue;
+        };
         if meta.is_file() {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
             found.push(BackupFile {
                 path: entry.path(),
+                made: made_at(named, modified),
                 stamp,
                 n,
                 size: meta.len(),
             });
         }
     }
-    found.sort_by(|a, b| (&a.stamp, a.n).cmp(&(&b.stamp, b.n)));
+    found.sort_by(|a, b| (a.made, &a.stamp, a.n).cmp(&(b.made, &b.stamp, b.n)));
     Ok(found)
 }
 
@@ -330,6 +382,32 @@ mod tests {
         ] {
             assert_eq!(ok(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn utc_names_read_back_as_the_same_second() {
+        for secs in [0, 951_782_400, 1_764_633_599, 1_764_633_600, 4_102_444_800] {
+            let name = format_utc(secs, "", "_", "");
+            assert_eq!(parse_utc(&name), Some(secs), "{name}");
+        }
+        assert_eq!(
+            format_utc(951_782_400, "-", " ", ":"),
+            "2000-02-29 00:00:00"
+        );
+        assert_eq!(parse_utc("20261122_013605"), Some(1_795_311_365));
+    }
+
+    #[test]
+    fn a_backup_named_in_local_time_is_dated_by_its_file() {
+        let named = 1_795_311_365;
+        // Named in UTC by this version: the name, whatever the copy took.
+        assert_eq!(made_at(named, Some(named + 40)), named);
+        assert_eq!(made_at(named, None), named);
+        // Named in local time ten hours east of UTC, or five west: the file's time.
+        assert_eq!(made_at(named, Some(named - 36_000 + 3)), named - 36_000 + 3);
+        assert_eq!(made_at(named, Some(named + 18_000)), named + 18_000);
+        // Copied a week later: only the name is left to go by.
+        assert_eq!(made_at(named, Some(named + 7 * 86_400)), named);
     }
 
     #[test]

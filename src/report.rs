@@ -386,7 +386,7 @@ fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
     for b in backups {
         let version = b.version.as_deref().unwrap_or("?");
         out.push_str(&format!(
-            "{verb}{:<17} {}  v{version:<6} {:>12} bytes  {}\n",
+            "{verb}{:<17} {} UTC  v{version:<6} {:>12} bytes  {}\n",
             b.name, b.time, b.size, b.file
         ));
     }

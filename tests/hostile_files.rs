@@ -269,3 +269,115 @@ fn a_project_under_a_folder_whose_name_is_not_utf8_works_end_to_end() {
         "1.0"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Backup names in UTC; newest and prune by the time a backup was made.
+
+/// SQLite's clock as `YYYYmmdd_HHMMSS` in UTC, moved by `modifier` (e.g. `+8 hours`).
+fn utc_stamp(modifier: &str) -> String {
+    Connection::open_in_memory()
+        .unwrap()
+        .query_row(
+            "SELECT strftime('%Y%m%d_%H%M%S', 'now', ?1)",
+            [modifier],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_backup_is_named_in_utc_whatever_the_time_zone() {
+    for tz in ["XYZ-14", "America/New_York", "ABC+11"] {
+        let env = Env::new();
+        let db = env.init_db("project");
+        let before = utc_stamp("+0 seconds");
+        let out = command_in(&env, &env.project)
+            .env("TZ", tz)
+            .arg("--all")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let after = utc_stamp("+0 seconds");
+        let found = backups(&db);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let name = found[0].file_name().unwrap().to_string_lossy().into_owned();
+        let stamp = name.strip_prefix("project.db.backup_").unwrap();
+        assert!(
+            before.as_str() <= stamp && stamp <= after.as_str(),
+            "TZ={tz}: {stamp} is not UTC now ({before} .. {after})"
+        );
+        // --list-backups shows that time, in UTC.
+        let json = command_in(&env, &env.project)
+            .env("TZ", tz)
+            .args(["--list-backups", "--db", "project", "--format", "json"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        let shown = json["backups"][0]["time"].as_str().unwrap().to_string();
+        let expected = format!(
+            "{}-{}-{} {}:{}:{}",
+            &stamp[0..4],
+            &stamp[4..6],
+            &stamp[6..8],
+            &stamp[9..11],
+            &stamp[11..13],
+            &stamp[13..15]
+        );
+        assert_eq!(shown, expected, "TZ={tz}");
+    }
+}
+
+#[test]
+fn newest_and_prune_go_by_when_a_backup_was_made_even_for_an_old_local_time_name() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    env.run(&["--all"]).expect(0);
+    let real = backups(&db);
+    assert_eq!(real.len(), 1);
+    // A backup an older version named in local time ten hours east of UTC, two hours ago: its
+    // name sorts after the real, newer backup's.
+    let old = db
+        .parent()
+        .unwrap()
+        .join(format!("project.db.backup_{}", utc_stamp("+8 hours")));
+    std::fs::copy(&db, &old).unwrap(); // a database at 1.2
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    assert!(old > real[0], "the test needs the old name to sort last");
+
+    let json = env
+        .run(&["--list-backups", "--db", "project", "--format", "json"])
+        .expect(0)
+        .json();
+    let files: Vec<&str> = json["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [old.to_str().unwrap(), real[0].to_str().unwrap()],
+        "oldest first"
+    );
+
+    // The newest is the real backup, at 1.0.
+    env.run(&["--db", "project", "--restore"]).expect(0);
+    assert_eq!(version(&db), "1.0");
+
+    // Keep one (plus the state the restore saved): the old one goes.
+    env.run(&["--prune-backups", "--keep", "2", "--db", "project"])
+        .expect(0);
+    let left = backups(&db);
+    assert!(!left.contains(&old), "{left:?}");
+    assert!(left.contains(&real[0]), "{left:?}");
+}
