@@ -27,7 +27,7 @@ pub enum Error {
     #[error("{root}: no migration set for {db} (expected a folder {db}/ there): add it, or point --migrations at a complete set")]
     NoSet { root: String, db: String },
 
-    #[error("cannot read {path}: {message}")]
+    #[error("cannot read {path}: {message}; a migration set is read whole: fix or remove it")]
     ReadScripts { path: String, message: String },
 
     #[error("{file}: not a migration script name (expected v<A>_to_v<B>[_label].sql, v<V>_initial_schema.sql, or rollback/v<B>_to_v<A>[_label].sql): rename or remove it")]

@@ -6,7 +6,7 @@ mod common;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -380,4 +380,162 @@ fn newest_and_prune_go_by_when_a_backup_was_made_even_for_an_old_local_time_name
     let left = backups(&db);
     assert!(!left.contains(&old), "{left:?}");
     assert!(left.contains(&real[0]), "{left:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. A script that cannot be read, or that sits where it would never run, is an error naming it.
+
+/// Runs `--check` and `--all` against a set with a broken file; both fail naming `file` and
+/// change nothing.
+fn refused_naming(env: &Env, file: &Path, words: &[&str]) {
+    let before = files_under(env.tmp.path());
+    for args in [&["--check"][..], &["--all"], &["--all", "--dry-run"]] {
+        let (run, took) = run_bounded(env, args);
+        assert!(took < Duration::from_secs(3), "{args:?} took {took:?}");
+        assert_eq!(
+            run.code(),
+            1,
+            "{args:?}\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+        let err = run.stderr();
+        assert!(err.contains(&file.display().to_string()), "{args:?}: {err}");
+        for w in words {
+            assert!(err.contains(w), "{args:?}: no {w:?} in {err}");
+        }
+    }
+    assert!(files_under(env.tmp.path()) == before, "a file changed");
+}
+
+#[test]
+fn a_dangling_link_among_the_scripts_is_an_error_naming_it() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    let link = env.migrations.join("project/v1.2_to_v1.3_gone.sql");
+    std::os::unix::fs::symlink(env.tmp.path().join("nowhere.sql"), &link).unwrap();
+    refused_naming(&env, &link, &["symbolic link to nothing"]);
+    assert_eq!(version(&db), "1.0");
+}
+
+#[test]
+fn a_script_that_is_a_fifo_is_an_error_naming_it_not_a_hang() {
+    let env = Env::new();
+    env.init_db("project");
+    let fifo = env
+        .migrations
+        .join("project/rollback/v1.2_to_v1.1_pipe.sql");
+    mkfifo(&fifo);
+    refused_naming(&env, &fifo, &["not a regular file"]);
+}
+
+#[test]
+fn a_script_in_a_folder_under_rollback_is_an_error_naming_it() {
+    for nested in ["rollback/old", "rollback/old/older", "extra/deeper"] {
+        let env = Env::new();
+        env.init_db("project");
+        let dir = env.migrations.join("project").join(nested);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("v1.1_to_v1.0_x.sql");
+        std::fs::write(&script, "SELECT 1;").unwrap();
+        refused_naming(&env, &script, &["would never run"]);
+    }
+}
+
+#[test]
+fn an_unreadable_script_is_an_error_naming_it_for_a_normal_user() {
+    let env = Env::new();
+    if !can_run_as_nobody(&env) {
+        return;
+    }
+    env.init_db("project");
+    let script = env
+        .migrations
+        .join("project/v1.1_to_v1.2_notes_enhancement.sql");
+    open_up(env.tmp.path());
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = run_as_nobody(&env, &["--check"]);
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert!(
+        run.stderr().contains(&script.display().to_string())
+            && run.stderr().contains("ermission denied"),
+        "{}",
+        run.stderr()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running as another user (uid 65534), which needs root and setpriv.
+
+const NOBODY: u32 = 65534;
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(|uid| uid == "0")
+        })
+        .unwrap_or(false)
+}
+
+/// Says why a test cannot run here; with `AIFP_FAULTS_REQUIRE_ROOT` set that is a failure.
+fn skip(why: &str) {
+    if std::env::var_os("AIFP_FAULTS_REQUIRE_ROOT").is_some() {
+        panic!("cannot run: {why} (AIFP_FAULTS_REQUIRE_ROOT is set)");
+    }
+    eprintln!("skipped: {why}");
+}
+
+fn can_run_as_nobody(_env: &Env) -> bool {
+    if !is_root() {
+        skip("not running as root, so the tool cannot be run as uid 65534");
+        return false;
+    }
+    if !Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        skip("setpriv is not installed");
+        return false;
+    }
+    true
+}
+
+/// Every folder under `dir` 0755, every file 0644: readable and traversable by anyone.
+fn open_up(dir: &Path) {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            open_up(&path);
+        } else if meta.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+/// Runs the tool as uid/gid 65534 with this world's environment, from the project folder.
+fn run_as_nobody(env: &Env, args: &[&str]) -> Run {
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            BIN,
+        ])
+        .args(args)
+        .current_dir(&env.project)
+        .env("HOME", &env.home)
+        .env("AIFP_HOME", &env.core_dir)
+        .env("AIFP_MIGRATIONS", &env.migrations)
+        .env("XDG_CACHE_HOME", env.cache.path())
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    Run(out)
 }
