@@ -354,11 +354,19 @@ fn colour_allowed() -> bool {
 }
 
 /// One line per error on stderr.
+///
+/// An error's text quotes paths, scripts and SQLite's messages, which may hold control
+/// characters: each line is printed with them escaped, so it stays one line that forges nothing.
 pub fn print_error(e: &Error) {
-    let mut err = std::io::stderr().lock();
-    for line in e.to_string().lines() {
-        let _ = writeln!(err, "error: {line}");
+    if let Error::Many(errors) = e {
+        errors.iter().for_each(print_error);
+        return;
     }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "error: {}",
+        crate::report::printable(&e.to_string())
+    );
 }
 
 /// Writes to stdout; a closed pipe (`aifp-migrate --check | head`) is not an error.

@@ -251,15 +251,18 @@ impl Report {
                     // An error's own line goes to stderr; here the status says enough.
                     steps(&mut out, &d.pending, false);
                     for diff in &d.drift {
-                        out.push_str(&format!("    drift: {diff}\n"));
+                        out.push_str(&format!("    drift: {}\n", printable(diff)));
                     }
                     if let Some(v) = &d.matches {
-                        out.push_str(&format!("    its schema is exactly that of v{v}\n"));
+                        out.push_str(&format!(
+                            "    its schema is exactly that of v{}\n",
+                            printable(v)
+                        ));
                     }
                     for c in &d.changed_scripts {
                         out.push_str(&format!(
                             "    note: {} has changed since it was applied ({}); the database keeps what the old text did\n",
-                            c.script, c.applied_at
+                            printable(&c.script), printable(&c.applied_at)
                         ));
                     }
                 }
@@ -322,7 +325,7 @@ impl Report {
                     };
                     line(&mut out, d.name, "", &what, d.path.as_deref(), colour);
                     if let Some(b) = &d.backup {
-                        out.push_str(&format!("    backup {b}\n"));
+                        out.push_str(&format!("    backup {}\n", printable(b)));
                     } else if d.status == RunStatus::Planned {
                         out.push_str("    a backup would be made first\n");
                     }
@@ -336,10 +339,10 @@ impl Report {
                         .as_ref()
                         .filter(|_| d.status == RunStatus::WouldFail)
                     {
-                        out.push_str(&format!("    {e}\n"));
+                        out.push_str(&format!("    {}\n", printable(e)));
                     }
                     for diff in &d.drift {
-                        out.push_str(&format!("    schema differs: {diff}\n"));
+                        out.push_str(&format!("    schema differs: {}\n", printable(diff)));
                     }
                 }
             }
@@ -374,20 +377,31 @@ fn restored_text(out: &mut String, restored: &[RestoreEntry]) {
             (None, Some(t)) => format!("-> {t}"),
             _ => String::new(),
         };
-        out.push_str(&format!("{:<17} restored {versions}  {}\n", r.name, r.path));
-        out.push_str(&format!("    from   {}\n", r.restored_from));
+        out.push_str(&format!(
+            "{:<17} restored {}  {}\n",
+            r.name,
+            printable(&versions),
+            printable(&r.path)
+        ));
+        out.push_str(&format!("    from   {}\n", printable(&r.restored_from)));
         if let Some(b) = &r.backup {
-            out.push_str(&format!("    the state it replaced is saved as {b}\n"));
+            out.push_str(&format!(
+                "    the state it replaced is saved as {}\n",
+                printable(b)
+            ));
         }
     }
 }
 
 fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
     for b in backups {
-        let version = b.version.as_deref().unwrap_or("?");
+        let version = printable(b.version.as_deref().unwrap_or("?"));
         out.push_str(&format!(
             "{verb}{:<17} {} UTC  v{version:<6} {:>12} bytes  {}\n",
-            b.name, b.time, b.size, b.file
+            b.name,
+            b.time,
+            b.size,
+            printable(&b.file)
         ));
     }
 }
@@ -395,7 +409,8 @@ fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
 fn rehearsal_text(out: &mut String, r: &RehearsalEntry, ok: bool, verbosity: Verbosity) {
     out.push_str(&format!(
         "    rehearsed on a copy in {} ({} bytes), since removed\n",
-        r.copied_into, r.copy_needs_bytes
+        printable(&r.copied_into),
+        r.copy_needs_bytes
     ));
     if !ok {
         return;
@@ -414,14 +429,12 @@ fn rehearsal_text(out: &mut String, r: &RehearsalEntry, ok: bool, verbosity: Ver
         ", which differs from the expected schema:\n"
     });
     for d in &r.drift {
-        out.push_str(&format!("      {d}\n"));
+        out.push_str(&format!("      {}\n", printable(d)));
     }
     if verbosity == Verbosity::Verbose {
         for s in &r.schema {
-            out.push_str(&format!(
-                "      {};\n",
-                s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
-            ));
+            let one_line = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+            out.push_str(&format!("      {};\n", printable(&one_line)));
         }
     }
 }
@@ -454,10 +467,12 @@ fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
             }
             out.push_str(&format!(
                 "    {} -> {}  {}: {what}\n",
-                s.from, s.to, s.script
+                s.from,
+                s.to,
+                printable(&s.script)
             ));
             for d in &s.differences {
-                out.push_str(&format!("        {d}\n"));
+                out.push_str(&format!("        {}\n", printable(d)));
             }
         }
     }
@@ -492,7 +507,8 @@ fn line(
     path: Option<&str>,
     colour: bool,
 ) {
-    let path = path.unwrap_or("(no .aifp-project folder found)");
+    let path = printable(path.unwrap_or("(no .aifp-project folder found)"));
+    let version = printable(version);
     // Padded first, painted after, so the colour codes do not upset the columns.
     let status = if version.is_empty() {
         format!("{status:<30}")
@@ -531,10 +547,14 @@ fn paint(status: &str, colour: bool) -> String {
 fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
     for s in steps {
         let took = s.ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
-        let script = if with_sql { &s.origin } else { &s.script };
-        out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
+        let script = printable(if with_sql { &s.origin } else { &s.script });
+        out.push_str(&format!(
+            "    {} -> {}  {script}{took}\n",
+            printable(&s.from),
+            printable(&s.to)
+        ));
         if let Some(d) = &s.description {
-            out.push_str(&format!("        {d}\n"));
+            out.push_str(&format!("        {}\n", printable(d)));
         }
         if with_sql {
             for l in s.sql.lines() {
@@ -542,9 +562,49 @@ fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
                 out.push_str(&if l.is_empty() {
                     "\n".to_string()
                 } else {
-                    format!("        {l}\n")
+                    format!("        {}\n", printable(l))
                 });
             }
         }
+    }
+}
+
+/// Text from scripts, databases and paths as it may reach a terminal: control characters (and the
+/// bidirectional overrides that reorder what is shown) are written as escapes such as `\u{1b}`,
+/// so that a script's comment cannot clear the screen, move the cursor or forge a line. Tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_is_left_alone() {
+        assert_eq!(
+            printable("notes: v1.0 -> v1.1\tok"),
+            "notes: v1.0 -> v1.1\tok"
+        );
+        assert_eq!(
+            printable("a\u{1b}[2J\rb\nc\u{7}\u{202e}d"),
+            "a\\u{1b}[2J\\rb\\nc\\u{7}\\u{202e}d"
+        );
+        assert_eq!(printable("é ü 日本"), "é ü 日本");
     }
 }

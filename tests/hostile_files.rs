@@ -539,3 +539,74 @@ fn run_as_nobody(env: &Env, args: &[&str]) -> Run {
         .unwrap();
     Run(out)
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. Control characters from scripts and databases are printed escaped.
+
+#[test]
+fn control_characters_in_a_scripts_comment_and_a_version_row_are_printed_escaped() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    std::fs::write(
+        env.migrations.join("project/v1.2_to_v1.3_screen.sql"),
+        "-- Clears \u{1b}[2J the screen\rproject           current\u{7}\nCREATE TABLE t (x);\n",
+    )
+    .unwrap();
+    let no_controls = |what: &str, text: &str| {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{what}: raw control characters in {text:?}"
+        );
+    };
+    for args in [
+        &["--check"][..],
+        &["--all", "--dry-run"],
+        &["--all", "--dry-run", "-v"],
+    ] {
+        let run = env.run(args);
+        let out = run.stdout();
+        no_controls(&format!("{args:?}"), &out);
+        assert!(
+            out.contains(r"Clears \u{1b}[2J the screen\rproject"),
+            "{out}"
+        );
+    }
+    // JSON keeps the text exactly, escaped the JSON way.
+    let json = env.run(&["--check", "--format", "json"]).expect(3).json();
+    let pending = entry(&json, "project")["pending"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        pending.last().unwrap()["description"],
+        "Clears \u{1b}[2J the screen\rproject           current\u{7}"
+    );
+
+    // A version row holding a control character: the error quotes it escaped, on one line.
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = '1.0\u{1b}[2J\r'", [])
+        .unwrap();
+    for args in [&["--check"][..], &["--all"]] {
+        let run = env.run(args).expect(1);
+        no_controls(&format!("{args:?}"), &run.stdout());
+        no_controls(&format!("{args:?}"), &run.stderr());
+        assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+        assert!(run.stderr().contains(r"\u{1b}[2J\r"), "{}", run.stderr());
+    }
+    // A path with a newline and an escape in it.
+    let odd = env.tmp.path().join("odd\u{1b}]0;title\u{7}\nerror: forged");
+    std::fs::create_dir_all(odd.join(".aifp-project")).unwrap();
+    std::fs::write(odd.join(".aifp-project/project.db"), "").unwrap();
+    let out = command_in(&env, &odd).arg("--check").output().unwrap();
+    let run = Run(out);
+    assert_eq!(run.code(), 1);
+    no_controls("stdout", &run.stdout());
+    no_controls("stderr", &run.stderr());
+    assert!(
+        run.stderr().lines().all(|l| l.starts_with("error: "))
+            && !run.stderr().contains("\nerror: forged"),
+        "{}",
+        run.stderr()
+    );
+}
