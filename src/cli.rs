@@ -276,7 +276,11 @@ impl Cli {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = match self.migrations.or_else(|| env_dir("AIFP_MIGRATIONS")) {
+        let root = match self
+            .migrations
+            .clone()
+            .or_else(|| env_dir("AIFP_MIGRATIONS"))
+        {
             Some(dir) => Root::Dir(cwd.join(dir)),
             None => Root::BuiltIn,
         };
@@ -288,6 +292,18 @@ impl Cli {
                     Error::Environment("cannot find your home folder: set HOME or AIFP_HOME".into())
                 })?,
         };
+        let mut context_flags = Vec::new();
+        for (flag, dir) in [
+            ("--project-dir", &self.project_dir),
+            ("--migrations", &self.migrations),
+        ] {
+            if let Some(dir) = dir {
+                context_flags.push(format!(
+                    "{flag} {}",
+                    crate::report::shell_quote(&cwd.join(dir))
+                ));
+            }
+        }
         let start = absolute(&cwd, self.project_dir.as_deref().unwrap_or(Path::new(".")));
         let scan = self.scan.as_deref().map(|d| absolute(&cwd, d));
         let cache_dir = env_dir("XDG_CACHE_HOME")
@@ -309,6 +325,7 @@ impl Cli {
                 (_, true) => Verbosity::Verbose,
                 _ => Verbosity::Normal,
             },
+            context_flags,
         })
     }
 }

@@ -25,6 +25,9 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     pub format: Format,
     pub verbosity: Verbosity,
+    /// The flags given that choose where the run looks (`--project-dir DIR`, `--migrations DIR`),
+    /// shell-quoted, for the commands a hint suggests.
+    pub context_flags: Vec<String>,
 }
 
 /// One of the modes of SPEC's table.

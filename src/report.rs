@@ -14,6 +14,9 @@ use crate::options::Verbosity;
 pub enum Report {
     Check {
         databases: Vec<CheckEntry>,
+        /// What to run to migrate them, with the flags this run was given (for the hint).
+        #[serde(skip)]
+        command: String,
     },
     Run {
         databases: Vec<RunEntry>,
@@ -75,6 +78,9 @@ pub struct CheckEntry {
     /// Applied scripts whose file has changed since: reported, never blocking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed_scripts: Vec<Changed>,
+    /// Why the status is what it is and what to do, for every status but current and missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -105,6 +111,9 @@ pub struct RunEntry {
     /// For a stamp: how the schema differs from the version recorded.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<String>,
+    /// Why the status is what it is and what to do, for every status but current and missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -122,6 +131,7 @@ impl RunEntry {
             steps: Vec::new(),
             rehearsal: None,
             drift: Vec::new(),
+            reason: None,
             error: None,
         }
     }
@@ -192,7 +202,7 @@ impl Report {
     /// anything is pending, else 0; for a run 1 if a database failed, else 0.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Report::Check { databases } => {
+            Report::Check { databases, .. } => {
                 let has = |s: CheckStatus| databases.iter().any(|d| d.status == s);
                 if has(CheckStatus::Ahead)
                     || has(CheckStatus::Unversioned)
@@ -228,7 +238,7 @@ impl Report {
     pub fn to_text(&self, verbosity: Verbosity, colour: bool) -> String {
         let mut out = String::new();
         match self {
-            Report::Check { databases } => {
+            Report::Check { databases, command } => {
                 if verbosity == Verbosity::Quiet {
                     return out;
                 }
@@ -272,13 +282,13 @@ impl Report {
                     + count(CheckStatus::Unversioned);
                 out.push_str(&match count(CheckStatus::Pending) {
                     _ if broken > 0 => format!(
-                        "{broken} database(s) need attention (see the errors): aifp-migrate --all changes nothing until they are fixed\n"
+                        "{broken} database(s) need attention (see the errors): {command} changes nothing until they are fixed\n"
                     ),
                     0 if count(CheckStatus::Missing) == databases.len() => {
                         "no AIFP database found: nothing to migrate\n".to_string()
                     }
                     0 => "nothing to migrate\n".to_string(),
-                    n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
+                    n => format!("{n} database(s) to migrate: run {command} (a backup is made first)\n"),
                 });
             }
             Report::Run { databases } => {
@@ -328,6 +338,14 @@ impl Report {
                         out.push_str(&format!("    backup {}\n", printable(b)));
                     } else if d.status == RunStatus::Planned {
                         out.push_str("    a backup would be made first\n");
+                    }
+                    // Where no other line says why (a failure's own line goes to stderr).
+                    if let (
+                        RunStatus::Skipped | RunStatus::Exists | RunStatus::WouldSucceed,
+                        Some(r),
+                    ) = (d.status, &d.reason)
+                    {
+                        out.push_str(&format!("    {}\n", printable(r)));
                     }
                     steps(&mut out, &d.steps, dry && verbosity == Verbosity::Verbose);
                     if let Some(r) = &d.rehearsal {
@@ -566,6 +584,17 @@ fn steps(out: &mut String, steps: &[StepEntry], with_sql: bool) {
                 });
             }
         }
+    }
+}
+
+/// A path as a shell word: as it is when that is safe, else in single quotes.
+pub fn shell_quote(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 

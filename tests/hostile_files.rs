@@ -610,3 +610,155 @@ fn control_characters_in_a_scripts_comment_and_a_version_row_are_printed_escaped
         run.stderr()
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Hints follow the flags given; every status but current and missing says why.
+
+#[test]
+fn hints_name_the_command_for_the_flags_given() {
+    let env = Env::new();
+    env.init_db("project");
+    let elsewhere = env.tmp.path();
+    let proj = env.project.display().to_string();
+
+    let run = env.run(&["--check", "--db", "project"]).expect(3);
+    assert!(
+        run.stdout()
+            .contains("run aifp-migrate --db project (a backup"),
+        "{}",
+        run.stdout()
+    );
+    assert!(!run.stdout().contains("--all"), "{}", run.stdout());
+
+    let out = command_in(&env, elsewhere)
+        .args(["--check", "--project-dir", &proj])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "run aifp-migrate --all --project-dir {proj} (a backup"
+        )),
+        "{text}"
+    );
+
+    let scan = env.tmp.path().display().to_string();
+    let run = env
+        .run(&["--check", "--scan", &scan, "--format", "json"])
+        .expect(3);
+    let json = run.json();
+    let reason = entry(&json, "project")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains(&format!("run aifp-migrate --all --scan {scan}")),
+        "{reason}"
+    );
+
+    // And the command it names does what it says.
+    let out = command_in(&env, elsewhere)
+        .args(["--db", "project", "--project-dir", &proj])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(version(&env.db("project")), "1.2");
+}
+
+#[test]
+fn every_status_but_current_and_missing_carries_a_reason() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    env.init_db("user_preferences");
+    let core = env.init_db("aifp_core");
+    let reason_of = |json: &serde_json::Value, name: &str| -> Option<String> {
+        let e = entry(json, name);
+        let status = e["status"].as_str().unwrap();
+        let reason = e["reason"].as_str().map(str::to_string);
+        if matches!(status, "current" | "missing") {
+            assert!(reason.is_none(), "{name} {status}: {e}");
+        } else {
+            assert!(
+                reason.as_deref().is_some_and(|r| r.len() > 20),
+                "{name} {status} has no reason: {e}"
+            );
+        }
+        reason
+    };
+    // pending, current, missing
+    let json = env.run(&["--check", "--format", "json"]).expect(3).json();
+    for name in [
+        "aifp_core",
+        "project",
+        "user_preferences",
+        "user_directives",
+    ] {
+        reason_of(&json, name);
+    }
+    assert!(reason_of(&json, "project")
+        .unwrap()
+        .contains("run aifp-migrate --db project"));
+    // planned, would_succeed
+    for args in [&["--all", "--dry-run"][..], &["--all", "--rehearse"]] {
+        let mut a = args.to_vec();
+        a.extend(["--format", "json"]);
+        let json = env.run(&a).expect(0).json();
+        for name in ["aifp_core", "project", "user_preferences"] {
+            reason_of(&json, name);
+        }
+    }
+    // migrated
+    let json = env.run(&["--all", "--format", "json"]).expect(0).json();
+    assert!(reason_of(&json, "project").unwrap().contains("--restore"));
+    // ahead, unversioned, error
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = '9.0'", [])
+        .unwrap();
+    Connection::open(env.db("user_preferences"))
+        .unwrap()
+        .execute("DELETE FROM schema_version", [])
+        .unwrap();
+    std::fs::write(
+        env.db("user_directives"),
+        "not a database at all, just text",
+    )
+    .unwrap();
+    let json = env.run(&["--check", "--format", "json"]).expect(1).json();
+    for (name, status) in [
+        ("project", "ahead"),
+        ("user_preferences", "unversioned"),
+        ("user_directives", "error"),
+    ] {
+        assert_eq!(entry(&json, name)["status"], status);
+        reason_of(&json, name);
+    }
+    // failed, skipped: the core database fails its step, the project one is not reached.
+    drop(core);
+    Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE schema_version SET version = '1.0'", [])
+        .unwrap();
+    std::fs::remove_file(env.db("user_directives")).unwrap();
+    Connection::open(env.db("user_preferences"))
+        .unwrap()
+        .execute(
+            "INSERT INTO schema_version (id, version) VALUES (1, '1.0')",
+            [],
+        )
+        .unwrap();
+    env.run(&["--db", "aifp_core", "--target", "1.0"]).expect(0);
+    std::fs::write(
+        env.migrations
+            .join("aifp_core/v1.0_to_v1.1_move_notes_to_project.sql"),
+        "DROP TABLE IF EXISTS notes;\nSELECT * FROM no_such_table;\n",
+    )
+    .unwrap();
+    let run = env.run(&["--all", "--format", "json"]).expect(1);
+    let json = run.json();
+    assert_eq!(entry(&json, "aifp_core")["status"], "failed", "{json}");
+    reason_of(&json, "aifp_core");
+    if entry(&json, "project")["status"] == "skipped" {
+        reason_of(&json, "project");
+    }
+}

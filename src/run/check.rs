@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
+pub(super) fn check(opts: &Options, selected: Vec<&Location>, only: Option<DbName>) -> Outcome {
     let sets = load_sets(&opts.root, &selected);
     let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
         .iter()
@@ -19,12 +19,20 @@ pub(super) fn check(opts: &Options, selected: Vec<&Location>) -> Outcome {
         .into_iter()
         .map(|loc| {
             let cache = caches.entry(loc.name).or_default();
-            check_one(loc, &sets[&loc.name], cache)
+            check_one(
+                loc,
+                &sets[&loc.name],
+                cache,
+                &migrate_command(opts, Some(loc.name)),
+            )
         })
         .unzip();
     caches.values().for_each(cache::DriftCache::save);
     Outcome {
-        report: Report::Check { databases },
+        report: Report::Check {
+            databases,
+            command: migrate_command(opts, only),
+        },
         errors: errors.into_iter().flatten().collect(),
     }
 }
@@ -34,6 +42,7 @@ fn check_one(
     loc: &Location,
     set: &Result<Set, Error>,
     cache: &mut cache::DriftCache,
+    command: &str,
 ) -> (CheckEntry, Option<Error>) {
     let mut entry = CheckEntry {
         name: loc.name.as_str(),
@@ -49,6 +58,7 @@ fn check_one(
         drift: Vec::new(),
         matches: None,
         changed_scripts: Vec::new(),
+        reason: None,
         error: None,
     };
     let Some(path) = &loc.path else {
@@ -56,6 +66,7 @@ fn check_one(
     };
     let failed = |mut entry: CheckEntry, status, e: Error| {
         entry.status = status;
+        entry.reason = Some(e.to_string());
         if status == CheckStatus::Error {
             entry.error = Some(e.to_string());
         }
@@ -114,6 +125,11 @@ fn check_one(
             entry.status = if entry.pending.is_empty() {
                 CheckStatus::Current
             } else {
+                entry.reason = Some(format!(
+                    "{} step(s) to v{}: run {command} (a backup is made first)",
+                    entry.pending.len(),
+                    entry.pending.last().map_or("", |s| s.to.as_str())
+                ));
                 CheckStatus::Pending
             };
             (entry, None)
@@ -159,6 +175,7 @@ fn missing(mut entry: CheckEntry, set: &Result<Set, Error>) -> (CheckEntry, Opti
         Ok(()) => (entry, None),
         Err(e) => {
             entry.status = CheckStatus::Error;
+            entry.reason = Some(e.to_string());
             entry.error = Some(e.to_string());
             (entry, Some(e))
         }

@@ -73,6 +73,10 @@ pub(super) fn stamp(
         let backup = apply::stamp(&path, version, &history::new_run_id())?;
         entry.status = RunStatus::Stamped;
         entry.backup = Some(display(&backup));
+        entry.reason = Some(format!(
+            "v{version} recorded without running scripts; the backup {} keeps the state before",
+            display(&backup)
+        ));
     }
     entry.drift = differences;
     Ok(Outcome {
@@ -129,10 +133,12 @@ pub(super) fn init(
             Some(conn) => apply::create(&path, conn)?,
             None => false,
         };
-        entry.status = if created {
-            RunStatus::Created
+        (entry.status, entry.reason) = if created {
+            let why = format!("created at v{latest}, the latest version of its migration set");
+            (RunStatus::Created, Some(why))
         } else {
-            RunStatus::Exists
+            let why = "the file is there already and was left alone (--init never overwrites)";
+            (RunStatus::Exists, Some(why.to_string()))
         };
         databases.push(entry);
     }

@@ -39,7 +39,13 @@ pub(super) fn migrate(
         }
     }
     match errors.len() {
-        0 => Ok(act(planned, target, kind, progress)),
+        0 => Ok(act(
+            planned,
+            target,
+            kind,
+            progress,
+            &migrate_command(opts, only),
+        )),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
     }
@@ -113,6 +119,7 @@ fn act(
     target: &Target,
     kind: RunKind,
     progress: &Reporter,
+    command: &str,
 ) -> Outcome {
     let run_id = history::new_run_id();
     let mut failed = false;
@@ -144,6 +151,9 @@ fn act(
             match kind {
                 RunKind::DryRun => {
                     entry.status = RunStatus::Planned;
+                    entry.reason = Some(format!(
+                        "a dry run changes nothing: run {command} to migrate (a backup is made first)"
+                    ));
                     entry.steps = p.steps;
                 }
                 RunKind::Rehearse => {
@@ -162,6 +172,10 @@ fn act(
                             } else {
                                 RunStatus::WouldFail
                             };
+                            entry.reason = Some(match &r.result {
+                                Ok(_) => format!("the plan succeeded on a copy: run {command} to migrate for real"),
+                                Err(e) => e.clone(),
+                            });
                             if let Err(e) = &r.result {
                                 entry.error = Some(e.clone());
                                 errors.push(Error::Rehearsal(e.clone()));
@@ -175,6 +189,7 @@ fn act(
                         }
                         Err(e) => {
                             entry.status = RunStatus::WouldFail;
+                            entry.reason = Some(e.to_string());
                             entry.error = Some(e.to_string());
                         }
                     }
@@ -182,6 +197,9 @@ fn act(
                 RunKind::Real if failed => {
                     entry.status = RunStatus::Skipped;
                     entry.to = entry.from.clone();
+                    entry.reason = Some(
+                        "not run, because an earlier database of this run failed; nothing was changed here: fix that error, then run again".into(),
+                    );
                 }
                 RunKind::Real => {
                     match apply::migrate(&p.path, p.set, &target, &run_id, true, progress) {
@@ -194,11 +212,18 @@ fn act(
                             entry.from = Some(done.from.to_string());
                             entry.to = Some(done.to.to_string());
                             entry.backup = done.backup.as_deref().map(display);
+                            if let Some(b) = &entry.backup {
+                                entry.reason = Some(format!(
+                                    "the backup {b} keeps the state before: aifp-migrate --db {} --restore puts it back",
+                                    p.name.as_str()
+                                ));
+                            }
                             entry.steps = done.steps.iter().map(done_entry).collect();
                         }
                         Err(e) => {
                             failed = true;
                             entry.status = RunStatus::Failed;
+                            entry.reason = Some(e.to_string());
                             entry.error = Some(e.to_string());
                             errors.push(e);
                         }

@@ -19,7 +19,7 @@ use crate::plan::{self, Target};
 use crate::progress::Reporter;
 use crate::rehearse;
 use crate::report::{
-    BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
+    self, BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
     RunStatus, StepEntry, VerifyEntry,
 };
 use crate::restore;
@@ -58,7 +58,7 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         found.locations = discovery::scan(&opts.core_dir, dir);
     }
     match &opts.mode {
-        Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only))),
+        Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only), *only)),
         Mode::Migrate { only, target, kind } => migrate::migrate(
             opts,
             &found.start,
@@ -81,6 +81,19 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         Mode::Stamp { db, version, force } => know::stamp(&opts.root, &found, *db, version, *force),
         Mode::Init { only } => know::init(opts, &found, *only),
     }
+}
+
+/// The command that migrates what this run looked at, with the flags that chose it: what a hint
+/// tells the user to run next.
+pub(super) fn migrate_command(opts: &Options, only: Option<DbName>) -> String {
+    let mut words = vec!["aifp-migrate".to_string()];
+    match (&opts.scan, only) {
+        (Some(dir), _) => words.push(format!("--all --scan {}", report::shell_quote(dir))),
+        (None, Some(name)) => words.push(format!("--db {}", name.as_str())),
+        (None, None) => words.push("--all".into()),
+    }
+    words.extend(opts.context_flags.iter().cloned());
+    words.join(" ")
 }
 
 pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {
