@@ -68,6 +68,19 @@ pub fn project_folder(start: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_dir())
 }
 
+/// Where database `name` in `dir` really is: a symbolic link is followed, since SQLite keeps a
+/// database's `-wal`, `-shm` and `-journal` beside the file it points to, and so must every check,
+/// read and backup of the tool. A link to nothing stays as it is (the database is missing).
+pub fn database_path(dir: &Path, name: DbName) -> PathBuf {
+    let path = dir.join(name.file_name());
+    if path.is_symlink() {
+        if let Ok(target) = std::fs::canonicalize(&path) {
+            return target;
+        }
+    }
+    path
+}
+
 /// Finds every database: `core_dir` holds the core one, the project search starts at `start`.
 pub fn discover(core_dir: &Path, start: &Path) -> Found {
     let project = project_folder(start);
@@ -80,7 +93,7 @@ pub fn discover(core_dir: &Path, start: &Path) -> Found {
             };
             Location {
                 name,
-                path: dir.map(|d| d.join(name.file_name())),
+                path: dir.map(|d| database_path(d, name)),
             }
         })
         .collect();
@@ -104,13 +117,13 @@ pub fn scan(core_dir: &Path, dir: &Path) -> Vec<Location> {
     projects.sort();
     let core = Location {
         name: DbName::AifpCore,
-        path: Some(core_dir.join(DbName::AifpCore.file_name())),
+        path: Some(database_path(core_dir, DbName::AifpCore)),
     };
     std::iter::once(core)
         .chain(projects.into_iter().flat_map(|folder| {
             DbName::ALL[1..].iter().map(move |&name| Location {
                 name,
-                path: Some(folder.join(name.file_name())),
+                path: Some(database_path(&folder, name)),
             })
         }))
         .collect()

@@ -762,3 +762,69 @@ fn every_status_but_current_and_missing_carries_a_reason() {
         reason_of(&json, "project");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 1. A database reached through a symbolic link is the file it points to.
+
+#[test]
+fn a_symlinked_database_with_live_wal_data_is_read_migrated_and_backed_up_whole() {
+    let env = Env::new();
+    let made = env.init_db("project");
+    let data = env.tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let real = data.join("real.db");
+    std::fs::rename(&made, &real).unwrap();
+    let link = env.db("project");
+    std::os::unix::fs::symlink("../../data/real.db", &link).unwrap();
+
+    // A live application: its committed work (step 1.0 -> 1.1 and five notes) stays in the -wal.
+    let app = Connection::open(&real).unwrap();
+    app.execute_batch("PRAGMA wal_autocheckpoint = 0;").unwrap();
+    let step = std::fs::read_to_string(
+        env.migrations
+            .join("project/v1.0_to_v1.1_git_integration.sql"),
+    )
+    .unwrap();
+    app.execute_batch(&format!(
+        "BEGIN; {step}; UPDATE schema_version SET version = '1.1'; COMMIT;"
+    ))
+    .unwrap();
+    seed(&real, 5);
+    assert!(sibling(&real, "-wal").metadata().unwrap().len() > 0);
+    assert!(!sibling(&link, "-wal").exists());
+
+    let json = env.run(&["--check", "--format", "json"]).expect(3).json();
+    let e = entry(&json, "project");
+    assert_eq!(e["current"], "1.1", "{e}");
+    assert_eq!(e["pending"].as_array().unwrap().len(), 1, "{e}");
+    let json = env
+        .run(&["--all", "--dry-run", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(entry(&json, "project")["from"], "1.1");
+
+    env.run(&["--all"]).expect(0);
+    let v: String = app
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, "1.2");
+    assert_eq!(scalar(&app, "SELECT count(*) FROM notes"), 5);
+    // The backup is beside the file, and holds what the -wal held.
+    assert_eq!(
+        backups(&link),
+        Vec::<PathBuf>::new(),
+        "a backup beside the link"
+    );
+    let found = backups(&real);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let b = open_immutable(&found[0]);
+    assert_eq!(text(&b, "SELECT version FROM schema_version"), "1.1");
+    assert_eq!(scalar(&b, "SELECT count(*) FROM notes"), 5);
+    // Nothing beside the link but the link.
+    let beside: Vec<String> = names_in(link.parent().unwrap())
+        .into_iter()
+        .filter(|n| n.starts_with("project.db"))
+        .collect();
+    assert_eq!(beside, ["project.db"]);
+    drop(app);
+}

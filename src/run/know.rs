@@ -108,7 +108,7 @@ pub(super) fn init(
             DbName::AifpCore => opts.core_dir.clone(),
             _ => project.clone(),
         };
-        let path = dir.join(name.file_name());
+        let path = discovery::database_path(&dir, name);
         let set = catalog::load(&opts.root, name.as_str())?;
         let latest = set.latest().cloned().ok_or_else(|| {
             Error::plan(
