@@ -184,7 +184,8 @@ impl<'c> Ticking<'c> {
             100_000,
             Some(move || {
                 ticker.tick();
-                false
+                // Returning true interrupts the statement: it fails, and the step with it.
+                crate::interrupt::received().is_some()
             }),
         );
         Ticking(conn, Arc::clone(progress))

@@ -212,6 +212,10 @@ pub fn copy_into(
         // Step by step, yet one consistent snapshot: should another connection write to the
         // source in between, SQLite restarts the copy (and while migrating we hold its lock).
         loop {
+            if crate::interrupt::received().is_some() {
+                progress.end();
+                return Err("interrupted".into());
+            }
             let step = backup.step(PAGES_PER_STEP).map_err(|e| e.to_string())?;
             let p = backup.progress();
             progress.set(u64::try_from(p.pagecount - p.remaining).unwrap_or(0) * page_size);

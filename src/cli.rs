@@ -358,7 +358,29 @@ pub fn print(outcome: &Outcome, opts: &Options) -> u8 {
     for e in &outcome.errors {
         print_error(e);
     }
-    outcome.report.exit_code()
+    let code = outcome.report.exit_code();
+    // Any error is a failure (1) even beside a report that found nothing worse than pending
+    // (3); an interruption keeps its own code.
+    match outcome.errors.iter().map(Error::exit_code).max() {
+        Some(e) if e > 3 => e,
+        Some(_) if code == 0 || code == 3 => 1,
+        _ => code,
+    }
+}
+
+/// Whether a run in this mode writes, and so should stop cleanly on SIGINT and SIGTERM rather
+/// than be killed by them (a read-only one can just end).
+pub fn stops_cleanly(opts: &Options) -> bool {
+    !matches!(
+        opts.mode,
+        Mode::Check { .. }
+            | Mode::ListBackups { .. }
+            | Mode::Verify { .. }
+            | Mode::Migrate {
+                kind: RunKind::DryRun,
+                ..
+            }
+    )
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).

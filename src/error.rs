@@ -203,6 +203,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("{path}: interrupted by {}; the transaction was rolled back and nothing was changed", crate::interrupt::name(*.signal))]
+    Interrupted { path: PathBuf, signal: i32 },
+
     #[error("{path}: COMMIT failed ({message}); the database was left as it was")]
     CommitFailed { path: PathBuf, message: String },
 
@@ -228,6 +231,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            // The shell's convention: 128 + the signal (130 for SIGINT, 143 for SIGTERM).
+            Error::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
     }

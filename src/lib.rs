@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod error;
 pub mod history;
 pub mod inspect;
+pub mod interrupt;
 pub mod options;
 pub mod plan;
 pub mod progress;

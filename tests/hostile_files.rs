@@ -828,3 +828,123 @@ fn a_symlinked_database_with_live_wal_data_is_read_migrated_and_backed_up_whole(
     assert_eq!(beside, ["project.db"]);
     drop(app);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. SIGINT and SIGTERM mid-run: rolled back, no backup left, the exit code says so.
+
+/// A project set whose one step rebuilds a 200,000-row table, then computes for many seconds.
+fn slow_world() -> (Env, PathBuf) {
+    let env = Env::new();
+    let sets = env.tmp.path().join("slow-sets");
+    let project = sets.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("v1.0_initial_schema.sql"),
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version TEXT NOT NULL,
+            updated_at DATETIME DEFAULT CURRENT_TIMESTAMP
+        );
+        CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+        INSERT INTO schema_version (id, version) VALUES (1, '1.0');",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("v1.0_to_v1.1_slow.sql"),
+        "-- Rebuilds items, then thinks for a long time.
+        CREATE TABLE items_new (id INTEGER PRIMARY KEY, v TEXT NOT NULL, w INTEGER);
+        INSERT INTO items_new (id, v) SELECT id, v FROM items;
+        DROP TABLE items;
+        ALTER TABLE items_new RENAME TO items;
+        CREATE TABLE slow_sum AS
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000000)
+            SELECT sum(i) AS total FROM n;",
+    )
+    .unwrap();
+    let db = env.db("project");
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.execute_batch(&std::fs::read_to_string(project.join("v1.0_initial_schema.sql")).unwrap())
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO items (id, v)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+           SELECT i, printf('item %d', i) FROM n;",
+    )
+    .unwrap();
+    drop(conn);
+    (env, sets)
+}
+
+fn signal_mid_step(signal: &str, code: i32) {
+    let (env, sets) = slow_world();
+    let db = env.db("project");
+    let rows_before = scalar(&open_immutable(&db), "SELECT count(*) FROM items");
+    let schema_before = schema(&db);
+    let mut child = command_in(&env, &env.project)
+        .env("AIFP_MIGRATIONS", &sets)
+        .args(["--db", "project"])
+        .spawn()
+        .unwrap();
+    // The step runs once the backup is published.
+    let started = Instant::now();
+    while backups(&db).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no backup appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the step was too quick"
+    );
+    let kill = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("{signal}: still running 10 s after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = sent.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
+    assert!(
+        took < Duration::from_secs(2),
+        "{signal}: took {took:?} to stop"
+    );
+    assert!(
+        stderr.contains("interrupted") && stderr.contains(&db.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(
+        names_in(db.parent().unwrap()),
+        ["project.db"],
+        "{signal}: something was left beside the database"
+    );
+    assert_eq!(version(&db), "1.0");
+    assert_eq!(
+        scalar(&open_immutable(&db), "SELECT count(*) FROM items"),
+        rows_before
+    );
+    assert_eq!(schema(&db), schema_before);
+}
+
+#[test]
+fn sigint_during_a_step_rolls_back_removes_the_backup_and_exits_130() {
+    signal_mid_step("-INT", 130);
+}
+
+#[test]
+fn sigterm_during_a_step_rolls_back_removes_the_backup_and_exits_143() {
+    signal_mid_step("-TERM", 143);
+}

@@ -202,7 +202,10 @@ fn act(
                     );
                 }
                 RunKind::Real => {
-                    match apply::migrate(&p.path, p.set, &target, &run_id, true, progress) {
+                    let applied = crate::interrupt::check(&p.path).and_then(|()| {
+                        apply::migrate(&p.path, p.set, &target, &run_id, true, progress)
+                    });
+                    match applied.map_err(|e| crate::interrupt::explain(&p.path, e)) {
                         Ok(done) => {
                             entry.status = if done.steps.is_empty() {
                                 RunStatus::Current
