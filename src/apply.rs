@@ -430,7 +430,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
 /// already there: it is never overwritten.
 pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    create_folder_like_parent(dir)?;
     built
         .execute_batch("COMMIT")
         .map_err(|e| Error::sqlite(path, e))?;
@@ -450,12 +450,34 @@ pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     result
 }
 
+/// Creates `dir` and any missing folders above it, each owned like the nearest folder that was
+/// there already (root creating a project's folder in another user's tree leaves it theirs).
+fn create_folder_like_parent(dir: &Path) -> Result<(), Error> {
+    let Some(existing) = dir.ancestors().find(|a| a.is_dir()) else {
+        return std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e));
+    };
+    let owner = std::fs::metadata(existing).map_err(|e| Error::io(existing, &e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    for made in dir.ancestors().take_while(|a| *a != existing) {
+        if let Ok(folder) = std::fs::File::open(made) {
+            backup::own_like(&folder, &owner);
+        }
+    }
+    Ok(())
+}
+
 fn write_new_database(built: &Connection, tmp: &Path) -> Result<(), Error> {
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::io(tmp, &e))?;
+    // Owned like its folder: the project's owner, also when root runs --init.
+    let folder = tmp.parent().unwrap_or(Path::new("."));
+    if let Ok(owner) = std::fs::metadata(folder) {
+        backup::own_like(&file, &owner);
+    }
+    drop(file);
     backup::copy_into(built, tmp, &crate::progress::silent(), "").map_err(|message| {
         Error::Sqlite {
             path: tmp.to_path_buf(),

@@ -167,13 +167,10 @@ fn made_at(stamp_secs: i64, modified: Option<i64>) -> i64 {
     }
 }
 
-/// Creates `new` empty, with the permission bits of `like`.
+/// Creates `new` empty, with the permission bits, owner and group of `like`.
 pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
-    let mode = fs::metadata(like)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let meta = fs::metadata(like).map_err(|e| e.to_string())?;
+    let mode = meta.permissions().mode() & 0o7777;
     // Created by us, empty, with no group/other access until the mode is set exactly
     // (the umask would otherwise trim it); `create_new` refuses to reuse any existing file.
     let file = OpenOptions::new()
@@ -182,8 +179,21 @@ pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
         .mode(0o600)
         .open(new)
         .map_err(|e| e.to_string())?;
+    // Owner first: changing it may clear set-id bits, which the mode then puts back.
+    own_like(&file, &meta);
     file.set_permissions(Permissions::from_mode(mode))
         .map_err(|e| e.to_string())
+}
+
+/// Gives a file this run created the owner and group of `like`, so that root working on another
+/// user's project leaves files that user can read, restore and delete. Only root may give a file
+/// away; anyone else keeps what they create, as before (the attempt fails harmlessly).
+pub fn own_like(file: &fs::File, like: &fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata().map(|m| (m.uid(), m.gid()));
+    if mine.is_ok_and(|ids| ids != (like.uid(), like.gid())) {
+        let _ = std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid()));
+    }
 }
 
 /// Pages copied per step of a backup: about 4 MiB with 4 KiB pages, between two progress reports.

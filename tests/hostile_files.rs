@@ -948,3 +948,61 @@ fn sigint_during_a_step_rolls_back_removes_the_backup_and_exits_130() {
 fn sigterm_during_a_step_rolls_back_removes_the_backup_and_exits_143() {
     signal_mid_step("-TERM", 143);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Root working on another user's project leaves files that user owns.
+
+fn chown_tree(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), uid);
+        }
+    }
+}
+
+fn owner(path: &Path) -> (u32, u32) {
+    let m = std::fs::metadata(path).unwrap();
+    (m.uid(), m.gid())
+}
+
+#[test]
+fn files_root_creates_in_another_users_project_belong_to_that_user() {
+    if !is_root() {
+        skip("not running as root: giving files away needs root");
+        return;
+    }
+    let env = Env::new();
+    let db = env.init_db("project");
+    chown_tree(&env.project, NOBODY);
+    let theirs = (NOBODY, NOBODY);
+
+    env.run(&["--db", "project"]).expect(0);
+    let made = backups(&db);
+    assert_eq!(made.len(), 1);
+    assert_eq!(owner(&made[0]), theirs, "the backup");
+    assert_eq!(owner(&db), theirs, "the database");
+
+    env.run(&["--db", "project", "--restore"]).expect(0);
+    let now = backups(&db);
+    assert_eq!(now.len(), 2, "{now:?}");
+    for b in &now {
+        assert_eq!(owner(b), theirs, "{}", b.display());
+    }
+
+    // --init in a folder of theirs with no .aifp-project yet.
+    let other = env.tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    chown_tree(&other, NOBODY);
+    let dir = other.display().to_string();
+    env.run(&["--init", "--project-dir", &dir]).expect(0);
+    let folder = other.join(".aifp-project");
+    assert_eq!(owner(&folder), theirs, "the new .aifp-project");
+    let mut made = 0;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(owner(&path), theirs, "{}", path.display());
+        made += 1;
+    }
+    assert_eq!(made, 3);
+}
