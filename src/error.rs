@@ -96,6 +96,14 @@ pub enum Error {
     #[error("{path} has a malformed version {value} in schema_version: correct it by hand or restore a backup")]
     BadVersion { path: PathBuf, value: String },
 
+    #[error("{path} has a hot journal {journal} left by a writer that stopped mid-transaction, and SQLite must roll it back before the database can be read, but the {what} {blocked} is not writable: make it writable, or run aifp-migrate (or AIFP) once as its owner, so that SQLite can roll the journal back")]
+    HotJournal {
+        path: PathBuf,
+        journal: PathBuf,
+        blocked: PathBuf,
+        what: &'static str,
+    },
+
     #[error("{path} is read-only: make it writable, or run as its owner")]
     ReadOnlyFile { path: PathBuf },
 

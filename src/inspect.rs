@@ -68,12 +68,35 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
     check_side_files(path)?;
     let wal = suffixed(path, "-wal");
     let journal = suffixed(path, "-journal");
-    if journal.metadata().is_ok_and(|m| m.len() > 0)
-        && rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
-    {
+    if journal.metadata().is_ok_and(|m| m.len() > 0) {
         // A hot journal left by a killed writer: a read-only connection can neither read past it
         // nor roll it back, so open read-write and let SQLite restore the last committed state.
-        return open(path, OpenFlags::SQLITE_OPEN_READ_WRITE);
+        // Rolling back writes the file and removes the journal from the folder.
+        use rustix::fs::{access, Access};
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new("."));
+        let blocked = if access(path, Access::WRITE_OK).is_err() {
+            path
+        } else if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
+            folder
+        } else {
+            return open(path, OpenFlags::SQLITE_OPEN_READ_WRITE);
+        };
+        // It may not be hot (a live writer's, or one kept by journal_mode=PERSIST): only when
+        // the database cannot be read past it is it the reason.
+        let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let readable = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        return match readable {
+            Ok(_) => Ok(conn),
+            Err(_) => Err(Error::HotJournal {
+                path: path.to_path_buf(),
+                journal,
+                blocked: blocked.to_path_buf(),
+                what: if blocked == path { "file" } else { "folder" },
+            }),
+        };
     }
     if is_wal_mode(path) && !wal.exists() {
         let uri = format!("file:{}?immutable=1", uri_escape(path));

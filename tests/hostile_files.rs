@@ -1006,3 +1006,87 @@ fn files_root_creates_in_another_users_project_belong_to_that_user() {
     }
     assert_eq!(made, 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. A hot journal beside a database a normal user cannot write.
+
+/// Leaves `db` (rollback-journal mode) with a hot journal: a copy taken while a writer was
+/// mid-transaction, as a killed writer leaves it. Returns the rows committed before.
+fn with_hot_journal(env: &Env, db: &Path) -> i64 {
+    let scratch = env.tmp.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let live = scratch.join("live.db");
+    std::fs::copy(db, &live).unwrap();
+    let conn = Connection::open(&live).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA cache_size = 1;")
+        .unwrap();
+    let committed = scalar(&conn, "SELECT count(*) FROM notes");
+    conn.execute_batch(
+        "BEGIN;
+         INSERT INTO notes (content, note_type)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+           SELECT printf('uncommitted %d', i), 'clarification' FROM n;",
+    )
+    .unwrap();
+    std::fs::copy(&live, db).unwrap();
+    std::fs::copy(sibling(&live, "-journal"), sibling(db, "-journal")).unwrap();
+    conn.execute_batch("ROLLBACK").unwrap();
+    committed
+}
+
+#[test]
+fn a_hot_journal_beside_a_database_a_user_cannot_write_is_named_with_what_to_do() {
+    for read_only in ["file", "folder"] {
+        let env = Env::new();
+        if !can_run_as_nobody(&env) {
+            return;
+        }
+        let db = env.init_db("project");
+        {
+            let c = Connection::open(&db).unwrap();
+            c.pragma_update(None, "journal_mode", "delete").unwrap();
+        }
+        seed(&db, 10);
+        with_hot_journal(&env, &db);
+        let journal = sibling(&db, "-journal");
+        assert!(journal.metadata().unwrap().len() > 0);
+        open_up(env.tmp.path());
+        match read_only {
+            "file" => {
+                std::fs::set_permissions(
+                    db.parent().unwrap(),
+                    std::fs::Permissions::from_mode(0o777),
+                )
+                .unwrap();
+                std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+            }
+            _ => {
+                std::fs::set_permissions(
+                    db.parent().unwrap(),
+                    std::fs::Permissions::from_mode(0o555),
+                )
+                .unwrap();
+                std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o666)).unwrap();
+            }
+        }
+        let before = files_under(env.tmp.path());
+        for args in [&["--check"][..], &["--all"], &["--all", "--dry-run"]] {
+            let run = run_as_nobody(&env, args);
+            let err = run.stderr();
+            let what = format!("{read_only} {args:?}");
+            assert_eq!(run.code(), 1, "{what}: {}\n{err}", run.stdout());
+            assert!(
+                err.contains(&journal.display().to_string()) && err.contains("hot journal"),
+                "{what}: {err}"
+            );
+            assert!(
+                err.contains("writable") && err.contains("owner"),
+                "{what}: {err}"
+            );
+        }
+        assert!(
+            files_under(env.tmp.path()) == before,
+            "{read_only}: a file changed"
+        );
+    }
+}
