@@ -44,6 +44,12 @@ impl DbName {
 /// The name of the per-project folder.
 pub const PROJECT_FOLDER: &str = ".aifp-project";
 
+/// Whether a folder of this name holds a project's databases: the one place discovery and
+/// `--scan` decide that.
+pub fn is_project_folder_name(name: &std::ffi::OsStr) -> bool {
+    name == PROJECT_FOLDER
+}
+
 /// Where one database is (or would be).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
@@ -107,54 +113,84 @@ pub fn discover(core_dir: &Path, start: &Path) -> Found {
 /// Folders a scan never enters: version control, dependencies and build output.
 const SKIPPED: [&str; 3] = [".git", "node_modules", "target"];
 
+/// What `--scan` found: the databases, and the folders it could not look into.
+#[derive(Debug, Clone, Default)]
+pub struct Scanned {
+    pub locations: Vec<Location>,
+    /// Each folder that could not be read, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
 /// `--scan DIR`: the core database, then the three databases of every `.aifp-project` found at or
 /// below `dir` (nested projects included; nothing above `dir`), in path order. Symbolic links
-/// are followed, but no folder is entered twice, so a link loop ends the walk there.
-pub fn scan(core_dir: &Path, dir: &Path) -> Vec<Location> {
-    let mut projects = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    walk(dir, &mut seen, &mut projects);
+/// are followed, but no folder is entered or counted twice, so a link loop ends the walk there and
+/// a project reached by two paths is one project.
+pub fn scan(core_dir: &Path, dir: &Path) -> Scanned {
+    let mut walk = Walk::default();
+    walk.walk(dir);
+    let Walk {
+        found: mut projects,
+        unreadable,
+        ..
+    } = walk;
     projects.sort();
     let core = Location {
         name: DbName::AifpCore,
         path: Some(database_path(core_dir, DbName::AifpCore)),
     };
-    std::iter::once(core)
+    let locations = std::iter::once(core)
         .chain(projects.into_iter().flat_map(|folder| {
             DbName::ALL[1..].iter().map(move |&name| Location {
                 name,
                 path: Some(database_path(&folder, name)),
             })
         }))
-        .collect()
+        .collect();
+    Scanned {
+        locations,
+        unreadable,
+    }
 }
 
-fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, found: &mut Vec<PathBuf>) {
-    use std::os::unix::fs::MetadataExt;
-    // Following links, so a folder reached twice (a link loop) has the same device and inode.
-    let Ok(meta) = std::fs::metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    children.sort();
-    for child in children {
-        let name = child
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if name == PROJECT_FOLDER {
-            if child.is_dir() {
-                found.push(child);
-            }
-        } else if !SKIPPED.contains(&name.as_str()) {
-            walk(&child, seen, found);
+#[derive(Default)]
+struct Walk {
+    /// Folders entered and project folders counted, by device and inode (links followed).
+    seen: std::collections::HashSet<(u64, u64)>,
+    found: Vec<PathBuf>,
+    unreadable: Vec<(PathBuf, String)>,
+}
+
+impl Walk {
+    fn walk(&mut self, dir: &Path) {
+        // Following links, so a folder reached twice (a link loop) has the same device and inode.
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return;
+        };
+        if !meta.is_dir() || !self.first_time(&meta) {
+            return;
         }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.unreadable.push((dir.to_path_buf(), e.to_string())),
+        };
+        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        children.sort();
+        for child in children {
+            let name = child.file_name().unwrap_or_default();
+            if is_project_folder_name(name) {
+                match std::fs::metadata(&child) {
+                    Ok(m) if m.is_dir() && self.first_time(&m) => self.found.push(child),
+                    _ => {}
+                }
+            } else if !SKIPPED.iter().any(|s| name == *s) {
+                self.walk(&child);
+            }
+        }
+    }
+
+    fn first_time(&mut self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.seen.insert((meta.dev(), meta.ino()))
     }
 }
 
@@ -179,6 +215,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join(".aifp-project")).unwrap(); // above: not scanned
         std::os::unix::fs::symlink(&root, root.join("d/loop")).unwrap();
         let found: Vec<PathBuf> = scan(Path::new("/core"), &root)
+            .locations
             .into_iter()
             .filter(|l| l.name == DbName::Project)
             .filter_map(|l| l.path)

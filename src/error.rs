@@ -24,6 +24,9 @@ pub enum Error {
     #[error("folder {0} does not exist: pass an existing folder to --scan")]
     ScanDirMissing(PathBuf),
 
+    #[error("cannot read folder {folder} while scanning ({message}), so any project in it was left out: make it readable, or scan as its owner")]
+    ScanUnreadable { folder: PathBuf, message: String },
+
     #[error("{root}: no migration set for {db} (expected a folder {db}/ there): add it, or point --migrations at a complete set")]
     NoSet { root: String, db: String },
 

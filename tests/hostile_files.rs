@@ -1090,3 +1090,85 @@ fn a_hot_journal_beside_a_database_a_user_cannot_write_is_named_with_what_to_do(
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9. --scan: one project reached twice counts once; a folder it cannot read is reported.
+
+/// Makes `dir/.aifp-project/project.db` at v1.0.
+fn project_at(env: &Env, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join(".aifp-project")).unwrap();
+    let db = dir.join(".aifp-project/project.db");
+    let sql =
+        std::fs::read_to_string(env.migrations.join("project/v1.0_initial_schema.sql")).unwrap();
+    Connection::open(&db).unwrap().execute_batch(&sql).unwrap();
+    db
+}
+
+fn project_paths(json: &serde_json::Value) -> Vec<String> {
+    json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["name"] == "project")
+        .map(|d| d["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_project_reached_twice_by_a_scan_is_counted_and_migrated_once() {
+    let env = Env::new();
+    let work = env.tmp.path().join("work");
+    let a = project_at(&env, &work.join("a"));
+    std::fs::create_dir_all(work.join("b")).unwrap();
+    std::os::unix::fs::symlink("../a/.aifp-project", work.join("b/.aifp-project")).unwrap();
+    let scan = work.display().to_string();
+    let json = env
+        .run(&["--check", "--scan", &scan, "--format", "json"])
+        .expect(3)
+        .json();
+    assert_eq!(project_paths(&json), [a.display().to_string()]);
+    let json = env
+        .run(&["--all", "--scan", &scan, "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(project_paths(&json), [a.display().to_string()]);
+    assert_eq!(version(&a), "1.2");
+    assert_eq!(backups(&a).len(), 1, "backed up once");
+}
+
+#[test]
+fn a_folder_a_scan_cannot_read_is_reported_and_the_others_go_ahead() {
+    let env = Env::new();
+    if !can_run_as_nobody(&env) {
+        return;
+    }
+    let work = env.tmp.path().join("work");
+    let a = project_at(&env, &work.join("a"));
+    let hidden = project_at(&env, &work.join("locked/inner"));
+    open_up(env.tmp.path());
+    std::fs::set_permissions(
+        &work.join("a/.aifp-project"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(work.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let scan = work.display().to_string();
+    let locked = work.join("locked").display().to_string();
+
+    let run = run_as_nobody(&env, &["--check", "--scan", &scan, "--format", "json"]);
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert_eq!(project_paths(&run.json()), [a.display().to_string()]);
+    assert!(
+        run.stderr().contains(&locked) && run.stderr().contains("cannot read folder"),
+        "{}",
+        run.stderr()
+    );
+
+    let run = run_as_nobody(&env, &["--all", "--scan", &scan]);
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert!(run.stderr().contains(&locked), "{}", run.stderr());
+    assert_eq!(version(&a), "1.2", "the readable project was migrated");
+    std::fs::set_permissions(work.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(version(&hidden), "1.0");
+}

@@ -51,13 +51,20 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     }
 
     let mut found = discovery::discover(&opts.core_dir, &opts.start);
+    let mut unreadable = Vec::new();
     if let Some(dir) = &opts.scan {
         if !dir.is_dir() {
             return Err(Error::ScanDirMissing(dir.clone()));
         }
-        found.locations = discovery::scan(&opts.core_dir, dir);
+        let scanned = discovery::scan(&opts.core_dir, dir);
+        found.locations = scanned.locations;
+        unreadable = scanned.unreadable;
     }
-    match &opts.mode {
+    // A folder the scan could not read is reported after the projects it could, which go ahead.
+    let unreadable = unreadable
+        .into_iter()
+        .map(|(folder, message)| Error::ScanUnreadable { folder, message });
+    let outcome = match &opts.mode {
         Mode::Check { only } => Ok(check::check(opts, select(&found.locations, *only), *only)),
         Mode::Migrate { only, target, kind } => migrate::migrate(
             opts,
@@ -80,7 +87,11 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         Mode::Verify { only } => know::verify_sets(&opts.root, *only),
         Mode::Stamp { db, version, force } => know::stamp(&opts.root, &found, *db, version, *force),
         Mode::Init { only } => know::init(opts, &found, *only),
-    }
+    };
+    outcome.map(|mut o| {
+        o.errors.extend(unreadable);
+        o
+    })
 }
 
 /// The command that migrates what this run looked at, with the flags that chose it: what a hint
