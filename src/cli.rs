@@ -315,6 +315,7 @@ impl Cli {
             mode,
             root,
             core_dir,
+            start_given: self.project_dir.is_some(),
             start,
             format: match self.format {
                 FormatArg::Text => Format::Text,

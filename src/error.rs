@@ -67,6 +67,9 @@ pub enum Error {
         hint: &'static str,
     },
 
+    #[error("no .aifp-project folder at or above {start}: --init would create {folder}; to create it there, pass --project-dir {start} (or run it from the project's own folder)")]
+    InitWhere { start: PathBuf, folder: PathBuf },
+
     #[error("no {db} database: no .aifp-project folder at or above {start} (pass --project-dir)")]
     NoProject { db: String, start: String },
 

@@ -19,6 +19,8 @@ pub struct Options {
     pub core_dir: PathBuf,
     /// Where the search for `.aifp-project` starts.
     pub start: PathBuf,
+    /// Whether `start` was given with `--project-dir` (else it is the current folder).
+    pub start_given: bool,
     /// `--scan DIR`: every `.aifp-project` under DIR instead of the nearest one.
     pub scan: Option<PathBuf>,
     /// Where the drift cache lives (`$XDG_CACHE_HOME/aifp-migrate`), if anywhere.

@@ -1172,3 +1172,56 @@ fn a_folder_a_scan_cannot_read_is_reported_and_the_others_go_ahead() {
     std::fs::set_permissions(work.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(version(&hidden), "1.0");
 }
+
+// ---------------------------------------------------------------------------------------------
+// 12. --init outside a project says where, and needs --project-dir; an empty file is no database.
+
+#[test]
+fn init_outside_any_project_says_where_it_would_create_the_folder_and_needs_project_dir() {
+    let env = Env::new();
+    let outside = env.tmp.path().join("somewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let before = files_under(env.tmp.path());
+    let out = command_in(&env, &outside).arg("--init").output().unwrap();
+    let run = Run(out);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let err = run.stderr();
+    assert!(
+        err.contains(&outside.join(".aifp-project").display().to_string())
+            && err.contains("--project-dir"),
+        "{err}"
+    );
+    assert!(
+        files_under(env.tmp.path()) == before,
+        "--init created something"
+    );
+
+    let dir = outside.display().to_string();
+    let out = command_in(&env, &outside)
+        .args(["--init", "--project-dir", &dir])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(version(&outside.join(".aifp-project/project.db")), "1.2");
+}
+
+#[test]
+fn init_reports_an_empty_core_database_as_an_empty_file_and_changes_nothing() {
+    let env = Env::new();
+    let core = env.db("aifp_core");
+    std::fs::write(&core, b"").unwrap();
+    let run = env.run(&["--init", "--db", "aifp_core"]);
+    assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    assert!(!run.stdout().contains("left alone"), "{}", run.stdout());
+    let err = run.stderr();
+    assert!(
+        err.contains(&core.display().to_string()) && err.contains("empty (0 bytes)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&core).unwrap(), b"");
+    assert_eq!(names_in(&env.core_dir), ["aifp_core.db"]);
+}

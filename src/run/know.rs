@@ -101,6 +101,15 @@ pub(super) fn init(
         .project_folder
         .clone()
         .unwrap_or_else(|| found.start.join(discovery::PROJECT_FOLDER));
+    // Outside any project a new folder appears only where the user said: the current folder may
+    // be a home folder or a system one.
+    let per_project = names.iter().any(|n| *n != DbName::AifpCore);
+    if found.project_folder.is_none() && per_project && !opts.start_given {
+        return Err(Error::InitWhere {
+            start: found.start.clone(),
+            folder: project,
+        });
+    }
     // Decide first: every set loads and builds before the first file is written.
     let mut planned = Vec::new();
     for name in names {
@@ -118,10 +127,11 @@ pub(super) fn init(
                 },
             )
         })?;
-        let built = if path.exists() {
-            None
-        } else {
-            Some(schema::replay(&set, &latest)?)
+        // A file that is there but no database (empty, text, damaged) is not "left alone":
+        // it is an error naming it, before anything is created.
+        let built = match inspect::inspect(&path)? {
+            State::Missing => Some(schema::replay(&set, &latest)?),
+            State::Unversioned { .. } | State::Versioned(_) => None,
         };
         planned.push((name, path, latest, built));
     }
