@@ -31,83 +31,107 @@ const DB_NAMES: [&str; 4] = [
 #[command(name = "aifp-migrate", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Report every database: path, current and latest version, status, pending steps (read-only)
-    #[arg(long)]
+    #[arg(long, help_heading = CHECKING)]
     check: bool,
     /// Migrate every database found to its latest version
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     all: bool,
     /// Migrate (or, with --check, report) only this database
-    #[arg(long, value_name = "NAME", value_parser = DB_NAMES)]
+    #[arg(long, value_name = "NAME", value_parser = DB_NAMES, help_heading = MIGRATING)]
     db: Option<String>,
     /// With --db: migrate up or down to this version instead of the latest
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", help_heading = MIGRATING)]
     target: Option<String>,
     /// With --db: go one step down along the rollback scripts
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     rollback: bool,
     /// With --all or --db: print the plan and its scripts, change nothing
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     dry_run: bool,
-    /// Folder of migration sets (default: $AIFP_MIGRATIONS, else the set built into this binary)
-    #[arg(long, value_name = "DIR")]
-    migrations: Option<PathBuf>,
-    /// Where to start looking for .aifp-project (default: the current folder)
-    #[arg(long, value_name = "DIR")]
-    project_dir: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
-    format: FormatArg,
-    /// Print only errors and what changed
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
-    /// Print more: the SQL of each step in a dry run
-    #[arg(short, long)]
-    verbose: bool,
     /// With --db NAME: put back its newest backup (or --from FILE); with --all: every database
     /// the most recent migrating run changed, from that run's backups
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     restore: bool,
     /// With --db NAME --restore: the backup file to put back
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = UNDOING)]
     from: Option<PathBuf>,
     /// List backups (file, time, version, size), of every database or of --db NAME
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     list_backups: bool,
     /// Delete all but the newest --keep N backups of each database (or of --db NAME)
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     prune_backups: bool,
     /// With --prune-backups: how many backups of each database to keep
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = UNDOING)]
     keep: Option<usize>,
     /// Check on scratch databases that every step's rollback restores the schema before it
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     verify: bool,
     /// With --all or --db: run the whole plan on a temporary copy of each database, change nothing
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     rehearse: bool,
     /// With --db NAME: record version V without running scripts (backs up first)
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", help_heading = TRUSTING)]
     stamp: Option<String>,
     /// With --stamp: record the version even though the schema does not match it
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     force: bool,
     /// Create the missing per-project databases at their latest version (--db aifp_core for the core)
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     init: bool,
     /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = CHECKING)]
     scan: Option<PathBuf>,
+    /// Folder of migration sets (default: $AIFP_MIGRATIONS, else the set built into this binary)
+    #[arg(long, value_name = "DIR", help_heading = WHERE)]
+    migrations: Option<PathBuf>,
+    /// Where to start looking for .aifp-project (default: the current folder)
+    #[arg(long, value_name = "DIR", help_heading = WHERE)]
+    project_dir: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Text, help_heading = OUTPUT)]
+    format: FormatArg,
+    /// Print only errors and what changed
+    #[arg(short, long, conflicts_with = "verbose", help_heading = OUTPUT)]
+    quiet: bool,
+    /// Print more: the SQL of each step in a dry run
+    #[arg(short, long, help_heading = OUTPUT)]
+    verbose: bool,
     /// Print a completion script for SHELL (bash, zsh or fish) and exit
-    #[arg(long, value_name = "SHELL", exclusive = true)]
+    #[arg(long, value_name = "SHELL", exclusive = true, help_heading = OUTPUT)]
     completions: Option<ShellArg>,
     /// Print the man page (roff) and exit
-    #[arg(long, exclusive = true)]
+    #[arg(long, exclusive = true, help_heading = OUTPUT)]
     man: bool,
 }
 
+const CHECKING: &str = "Checking";
+const MIGRATING: &str = "Migrating";
+const UNDOING: &str = "Undoing";
+const TRUSTING: &str = "Trusting";
+const WHERE: &str = "Where to look";
+const OUTPUT: &str = "Output";
+
 const AFTER_HELP: &str = "\
+Environment:
+  AIFP_HOME         the folder of aifp_core.db (default: ~/.aifp)
+  AIFP_MIGRATIONS   the folder of migration sets (--migrations wins; default: the sets built in)
+  AIFP_PACKAGE      the installed AIFP package (coming: --aifp-package wins; default: the aimfp
+                    or aifp package that python3 imports)
+  XDG_CACHE_HOME    where the drift cache is kept (default: ~/.cache)
+  HOME              your home folder, for ~/.aifp and ~/.cache
+  NO_COLOR          set to anything: no colour
+
+Folders:
+  ~/.aifp (or $AIFP_HOME)         aifp_core.db
+  .aifp-project, .aimfp-project   the nearest at or above the start folder (--project-dir, else the
+                                  current one; .aimfp-project is coming): project.db,
+                                  user_preferences.db, user_directives.db, and their backups
+  $XDG_CACHE_HOME/aifp-migrate    the drift cache (safe to delete)
+
 Exit codes: 0 done (for --check: nothing pending), 1 failure (for --check: a database is ahead,
-unversioned or in error), 2 usage error, 3 --check found pending migrations and nothing worse.";
+unversioned or in error), 2 usage error, 3 --check found pending migrations and nothing worse;
+130 or 143 stopped by SIGINT or SIGTERM (rolled back).";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ShellArg {

@@ -1225,3 +1225,93 @@ fn init_reports_an_empty_core_database_as_an_empty_file_and_changes_nothing() {
     assert_eq!(std::fs::read(&core).unwrap(), b"");
     assert_eq!(names_in(&env.core_dir), ["aifp_core.db"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 13. --help and the man page: grouped by what a user wants, with the environment and folders.
+
+#[test]
+fn help_groups_flags_by_what_a_user_wants_and_names_the_environment_and_folders() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Checking:",
+            "Migrating:",
+            "Undoing:",
+            "Trusting:",
+            "Where to look:",
+            "Output:",
+            "Environment:",
+            "Folders:"
+        ],
+        "{help}"
+    );
+    // Each flag under its heading.
+    let section = |name: &str| -> String {
+        let start = help.find(&format!("\n{name}:\n")).unwrap();
+        let rest = &help[start + name.len() + 3..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    for (heading, flags) in [
+        ("Checking", &["--check", "--scan"][..]),
+        (
+            "Migrating",
+            &["--all", "--db", "--target", "--dry-run", "--init"],
+        ),
+        (
+            "Undoing",
+            &[
+                "--rollback",
+                "--restore",
+                "--from",
+                "--list-backups",
+                "--prune-backups",
+                "--keep",
+            ],
+        ),
+        (
+            "Trusting",
+            &["--verify", "--rehearse", "--stamp", "--force"],
+        ),
+        ("Where to look", &["--migrations", "--project-dir"]),
+        (
+            "Output",
+            &["--format", "--quiet", "--verbose", "--completions", "--man"],
+        ),
+    ] {
+        let text = section(heading);
+        for flag in flags {
+            assert!(
+                text.contains(&format!("{flag} "))
+                    || text.contains(&format!("{flag}\n"))
+                    || text.ends_with(flag),
+                "{flag} not under {heading}: {text}"
+            );
+        }
+    }
+    let man = Command::new(BIN).arg("--man").output().unwrap();
+    // roff writes a hyphen as `\-`.
+    let man = String::from_utf8(man.stdout).unwrap().replace("\\-", "-");
+    for word in [
+        "AIFP_HOME",
+        "AIFP_MIGRATIONS",
+        "AIFP_PACKAGE",
+        "XDG_CACHE_HOME",
+        "NO_COLOR",
+        "HOME",
+        "~/.aifp",
+        ".aifp-project",
+        ".aimfp-project",
+        "aifp-migrate",
+    ] {
+        assert!(help.contains(word), "--help does not name {word}");
+        assert!(man.contains(word), "the man page does not name {word}");
+    }
+}
