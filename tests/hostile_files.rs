@@ -1147,7 +1147,7 @@ fn a_folder_a_scan_cannot_read_is_reported_and_the_others_go_ahead() {
     let hidden = project_at(&env, &work.join("locked/inner"));
     open_up(env.tmp.path());
     std::fs::set_permissions(
-        &work.join("a/.aifp-project"),
+        work.join("a/.aifp-project"),
         std::fs::Permissions::from_mode(0o777),
     )
     .unwrap();
