@@ -399,7 +399,7 @@ fn run_steps(
             script: Some(&step.file),
             sha256: Some(sha256.clone()),
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-            backup: backup.map(|b| b.display().to_string()),
+            backup,
         };
         history::record(conn, &entry).map_err(|e| Error::StepFailed {
             path: path.to_path_buf(),
@@ -433,7 +433,8 @@ impl<'c> Ticking<'c> {
             100_000,
             Some(move || {
                 ticker.tick();
-                false
+                // Returning true interrupts the statement: it fails, and the step with it.
+                crate::interrupt::received().is_some()
             }),
         );
         Ticking(conn, Arc::clone(progress))
@@ -994,8 +995,9 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
             file: path.to_path_buf(),
         });
     }
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let shm = PathBuf::from(format!("{}-shm", path.display()));
+    inspect::check_side_files(path)?;
+    let wal = inspect::suffixed(path, "-wal");
+    let shm = inspect::suffixed(path, "-shm");
     for file in [path, &wal, &shm] {
         if file.exists() && access(file, Access::WRITE_OK).is_err() {
             return Err(Error::ReadOnlyFile {
@@ -1063,7 +1065,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         script: None,
         sha256: None,
         duration_ms: 0,
-        backup: Some(backup.display().to_string()),
+        backup: Some(&backup),
     };
     let written = set_version(&tx, version)
         .and_then(|()| history::record(&tx, &entry))
@@ -1080,15 +1082,14 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
 /// already there: it is never overwritten.
 pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    create_folder_like_parent(dir)?;
     built
         .execute_batch("COMMIT")
         .map_err(|e| Error::sqlite(path, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.aifp-migrate-init-{}", std::process::id()));
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(path.file_name().unwrap_or_default());
+    hidden.push(format!(".aifp-migrate-init-{}", std::process::id()));
+    let tmp = dir.join(hidden);
     let result = write_new_database(&built, &tmp).and_then(|()| {
         // A hard link fails if the name is taken: an existing database is never replaced.
         match std::fs::hard_link(&tmp, path) {
@@ -1101,12 +1102,34 @@ pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     result
 }
 
+/// Creates `dir` and any missing folders above it, each owned like the nearest folder that was
+/// there already (root creating a project's folder in another user's tree leaves it theirs).
+fn create_folder_like_parent(dir: &Path) -> Result<(), Error> {
+    let Some(existing) = dir.ancestors().find(|a| a.is_dir()) else {
+        return std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e));
+    };
+    let owner = std::fs::metadata(existing).map_err(|e| Error::io(existing, &e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, &e))?;
+    for made in dir.ancestors().take_while(|a| *a != existing) {
+        if let Ok(folder) = std::fs::File::open(made) {
+            backup::own_like(&folder, &owner);
+        }
+    }
+    Ok(())
+}
+
 fn write_new_database(built: &Connection, tmp: &Path) -> Result<(), Error> {
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(tmp)
         .map_err(|e| Error::io(tmp, &e))?;
+    // Owned like its folder: the project's owner, also when root runs --init.
+    let folder = tmp.parent().unwrap_or(Path::new("."));
+    if let Ok(owner) = std::fs::metadata(folder) {
+        backup::own_like(&file, &owner);
+    }
+    drop(file);
     backup::copy_into(built, tmp, &crate::progress::silent(), "").map_err(|message| {
         Error::Sqlite {
             path: tmp.to_path_buf(),

@@ -1,9 +1,11 @@
-//! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database.
+//! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database,
+//! the time in UTC, so that names sort in the order the backups were made.
 //!
 //! The copy goes through SQLite's online backup API in one step, so committed data still in the
 //! `-wal` file is included. It is written under a temporary name with the database's permission
 //! bits, synced, and only then linked to its final name, which is never overwritten.
 
+use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,7 +50,7 @@ fn write_new(
     db_path: &Path,
     fill: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<PathBuf, Error> {
-    let base = PathBuf::from(format!("{}.backup_{}", db_path.display(), stamp()));
+    let base = crate::inspect::suffixed(db_path, &format!(".backup_{}", stamp()));
     // Hidden and outside the backup name pattern, so an interrupted copy never looks like a backup.
     // Unique per run, so one a killed run left behind (perhaps by a process of the same pid)
     // is never in the way.
@@ -60,7 +62,7 @@ fn write_new(
             message: "the database path names no file in a folder".into(),
         });
     };
-    let tmp = PathBuf::from(format!("{}{unique}", prefix.display()));
+    let tmp = crate::inspect::suffixed(&prefix, &unique);
     let result = create_like(db_path, &tmp)
         .and_then(|()| fill(&tmp))
         .and_then(|()| publish(&tmp, &base));
@@ -77,7 +79,10 @@ fn write_new(
 /// backup name pattern, so an interrupted copy never looks like a backup.
 fn temp_prefix(db_path: &Path) -> Option<PathBuf> {
     let (dir, name) = (db_path.parent()?, db_path.file_name()?);
-    Some(dir.join(format!(".{}.aifp-migrate-backup-", name.to_string_lossy())))
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(".aifp-migrate-backup-");
+    Some(dir.join(hidden))
 }
 
 /// Removes what killed runs left of their unfinished backups of `db_path` (and their journals).
@@ -89,48 +94,88 @@ pub fn remove_leftovers(db_path: &Path) {
     let (Some(dir), Some(start)) = (prefix.parent(), prefix.file_name()) else {
         return;
     };
-    let start = start.to_string_lossy();
+    let start = start.as_encoded_bytes();
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with(start.as_ref())
-        {
+        if entry.file_name().as_encoded_bytes().starts_with(start) {
             let _ = fs::remove_file(entry.path());
         }
     }
 }
 
-/// The time in UTC as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
+/// The time now in UTC as `YYYYmmdd_HHMMSS`, for names that sort in the order they were made.
 pub fn utc_stamp() -> String {
-    Connection::open_in_memory()
-        .and_then(|c| c.query_row("SELECT strftime('%Y%m%d_%H%M%S', 'now')", [], |r| r.get(0)))
-        .unwrap_or_else(|_| "00000000_000000".to_string())
+    stamp()
 }
 
-/// The local time as `YYYYmmdd_HHMMSS`, as SQLite's own clock tells it.
+/// The time now in UTC as `YYYYmmdd_HHMMSS`: never local time, whose names would sort out of
+/// order across a time-zone or daylight-saving change.
 fn stamp() -> String {
-    Connection::open_in_memory()
-        .and_then(|c| {
-            c.query_row(
-                "SELECT strftime('%Y%m%d_%H%M%S', 'now', 'localtime')",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .unwrap_or_else(|_| "00000000_000000".to_string())
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format_utc(i64::try_from(now).unwrap_or(0), "", "_", "")
 }
 
-/// Creates `new` empty, with the permission bits of `like`.
+/// Seconds since 1970 as `YYYY<d>mm<d>dd<mid>HH<t>MM<t>SS`, in UTC.
+fn format_utc(secs: i64, d: &str, mid: &str, t: &str) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    format!("{year:04}{d}{month:02}{d}{day:02}{mid}{h:02}{t}{m:02}{t}{s:02}")
+}
+
+/// `YYYYmmdd_HHMMSS` read as a UTC time, in seconds since 1970.
+fn parse_utc(stamp: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (h, mi, s) = (n(9..11)?, n(11..13)?, n(13..15)?);
+    // Howard Hinnant's days_from_civil.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// When a backup was made, in seconds since 1970 (UTC), from its name and its file's
+/// modification time (written once, when the copy was made, and never after).
+///
+/// Names are in UTC now, and such a name is the time: its file was written within the copy's
+/// duration after it. Older versions of the tool named backups in local time; such a file's
+/// modification time lies a time zone's offset (at most 14 hours) away from its name read as
+/// UTC, and that time is when it was made, across any zone or daylight-saving change. A file
+/// whose time agrees with neither was copied or touched since: its name is all that is left.
+/// (The history table is no better witness: a restore replaces it with the backup's older one,
+/// which knows nothing of the backups made after it.)
+fn made_at(stamp_secs: i64, modified: Option<i64>) -> i64 {
+    const COPY_TAKES_AT_MOST: i64 = 30 * 60;
+    const FARTHEST_ZONE: i64 = 14 * 3600;
+    match modified.map(|m| m - stamp_secs) {
+        Some(d) if (-5..=COPY_TAKES_AT_MOST).contains(&d) => stamp_secs,
+        Some(d) if d.abs() <= FARTHEST_ZONE + COPY_TAKES_AT_MOST => stamp_secs + d,
+        _ => stamp_secs,
+    }
+}
+
+/// Creates `new` empty, with the permission bits, owner and group of `like`.
 pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
-    let mode = fs::metadata(like)
-        .map_err(|e| e.to_string())?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let meta = fs::metadata(like).map_err(|e| e.to_string())?;
+    let mode = meta.permissions().mode() & 0o7777;
     // Created by us, empty, with no group/other access until the mode is set exactly
     // (the umask would otherwise trim it); `create_new` refuses to reuse any existing file.
     let file = OpenOptions::new()
@@ -139,8 +184,21 @@ pub fn create_like(like: &Path, new: &Path) -> Result<(), String> {
         .mode(0o600)
         .open(new)
         .map_err(|e| e.to_string())?;
+    // Owner first: changing it may clear set-id bits, which the mode then puts back.
+    own_like(&file, &meta);
     file.set_permissions(Permissions::from_mode(mode))
         .map_err(|e| e.to_string())
+}
+
+/// Gives a file this run created the owner and group of `like`, so that root working on another
+/// user's project leaves files that user can read, restore and delete. Only root may give a file
+/// away; anyone else keeps what they create, as before (the attempt fails harmlessly).
+pub fn own_like(file: &fs::File, like: &fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata().map(|m| (m.uid(), m.gid()));
+    if mine.is_ok_and(|ids| ids != (like.uid(), like.gid())) {
+        let _ = std::os::unix::fs::fchown(file, Some(like.uid()), Some(like.gid()));
+    }
 }
 
 /// Pages copied per step of a backup: about 4 MiB with 4 KiB pages, between two progress reports.
@@ -169,6 +227,10 @@ pub fn copy_into(
         // Step by step, yet one consistent snapshot: should another connection write to the
         // source in between, SQLite restarts the copy (and while migrating we hold its lock).
         loop {
+            if crate::interrupt::received().is_some() {
+                progress.end();
+                return Err("interrupted".into());
+            }
             let step = backup.step(PAGES_PER_STEP).map_err(|e| e.to_string())?;
             let p = backup.progress();
             progress.set(u64::try_from(p.pagecount - p.remaining).unwrap_or(0) * page_size);
@@ -206,7 +268,7 @@ fn publish(tmp: &Path, base: &Path) -> Result<PathBuf, String> {
         let name = if n == 1 {
             base.to_path_buf()
         } else {
-            PathBuf::from(format!("{}_{n}", base.display()))
+            crate::inspect::suffixed(base, &format!("_{n}"))
         };
         // A hard link fails if the name exists, so an older backup is never overwritten.
         match fs::hard_link(tmp, &name) {
@@ -232,27 +294,23 @@ pub struct BackupFile {
     /// 1 for the plain name, then 2, 3, … for `_2`, `_3`, ….
     pub n: u32,
     pub size: u64,
+    /// When it was made, in seconds since 1970 (see `made_at`).
+    pub made: i64,
 }
 
 impl BackupFile {
-    /// The time in the name, as `YYYY-mm-dd HH:MM:SS` (local time, as it was taken).
+    /// When it was made, as `YYYY-mm-dd HH:MM:SS` in UTC.
     pub fn time(&self) -> String {
-        let s = &self.stamp;
-        format!(
-            "{}-{}-{} {}:{}:{}",
-            &s[0..4],
-            &s[4..6],
-            &s[6..8],
-            &s[9..11],
-            &s[11..13],
-            &s[13..15]
-        )
+        format_utc(self.made, "-", " ", ":")
     }
 }
 
 /// Reads `<db file>.backup_YYYYmmdd_HHMMSS[_N]`; anything else is not a backup of that file.
-fn parse_name(db_file: &str, candidate: &str) -> Option<(String, u32)> {
-    let rest = candidate.strip_prefix(db_file)?.strip_prefix(".backup_")?;
+fn parse_name(db_file: &OsStr, candidate: &OsStr) -> Option<(String, u32)> {
+    let rest = candidate
+        .as_encoded_bytes()
+        .strip_prefix(db_file.as_encoded_bytes())?;
+    let rest = std::str::from_utf8(rest).ok()?.strip_prefix(".backup_")?;
     let (stamp, tail) = (rest.get(..15)?, rest.get(15..)?);
     let n = match tail.strip_prefix('_') {
         None if tail.is_empty() => 1,
@@ -276,7 +334,6 @@ pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
     let (Some(dir), Some(db_file)) = (db_path.parent(), db_path.file_name()) else {
         return Ok(Vec::new());
     };
-    let db_file = db_file.to_string_lossy();
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
@@ -284,21 +341,29 @@ pub fn list(db_path: &Path) -> std::io::Result<Vec<BackupFile>> {
     let mut found = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((stamp, n)) = parse_name(&db_file, &name) else {
+        let Some((stamp, n)) = parse_name(db_file, &entry.file_name()) else {
             continue;
         };
         let meta = entry.metadata()?;
+        let Some(named) = parse_utc(&stamp) else {
+            continue;
+        };
         if meta.is_file() {
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
             found.push(BackupFile {
                 path: entry.path(),
+                made: made_at(named, modified),
                 stamp,
                 n,
                 size: meta.len(),
             });
         }
     }
-    found.sort_by(|a, b| (&a.stamp, a.n).cmp(&(&b.stamp, b.n)));
+    found.sort_by(|a, b| (a.made, &a.stamp, a.n).cmp(&(b.made, &b.stamp, b.n)));
     Ok(found)
 }
 
@@ -308,7 +373,7 @@ mod tests {
 
     #[test]
     fn only_exact_backup_names_of_that_database_count() {
-        let ok = |name: &str| parse_name("project.db", name);
+        let ok = |name: &str| parse_name(OsStr::new("project.db"), OsStr::new(name));
         assert_eq!(
             ok("project.db.backup_20261122_013605"),
             Some(("20261122_013605".into(), 1))
@@ -336,6 +401,32 @@ mod tests {
         ] {
             assert_eq!(ok(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn utc_names_read_back_as_the_same_second() {
+        for secs in [0, 951_782_400, 1_764_633_599, 1_764_633_600, 4_102_444_800] {
+            let name = format_utc(secs, "", "_", "");
+            assert_eq!(parse_utc(&name), Some(secs), "{name}");
+        }
+        assert_eq!(
+            format_utc(951_782_400, "-", " ", ":"),
+            "2000-02-29 00:00:00"
+        );
+        assert_eq!(parse_utc("20261122_013605"), Some(1_795_311_365));
+    }
+
+    #[test]
+    fn a_backup_named_in_local_time_is_dated_by_its_file() {
+        let named = 1_795_311_365;
+        // Named in UTC by this version: the name, whatever the copy took.
+        assert_eq!(made_at(named, Some(named + 40)), named);
+        assert_eq!(made_at(named, None), named);
+        // Named in local time ten hours east of UTC, or five west: the file's time.
+        assert_eq!(made_at(named, Some(named - 36_000 + 3)), named - 36_000 + 3);
+        assert_eq!(made_at(named, Some(named + 18_000)), named + 18_000);
+        // Copied a week later: only the name is left to go by.
+        assert_eq!(made_at(named, Some(named + 7 * 86_400)), named);
     }
 
     #[test]

@@ -151,16 +151,31 @@ fn read_dir_set(root: &Path, name: &str) -> Result<Vec<RawFile>, Error> {
         };
         for entry in std::fs::read_dir(&folder).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
-            if path.is_dir() && !rollback && !path.ends_with("rollback") {
-                refuse_scripts_in(&path)?;
-            }
-            if !path.is_file() {
-                continue;
-            }
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            let Some(file_name) = file_name.filter(|n| is_script(n)) else {
-                continue;
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let unreadable = |message: String| Error::ReadScripts {
+                path: path.display().to_string(),
+                message,
             };
+            // Following links: a script may be a link to a file kept elsewhere.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    if rollback || !path.ends_with("rollback") {
+                        refuse_scripts_in(&path)?;
+                    }
+                    continue;
+                }
+                Ok(m) if m.is_file() && is_script(&file_name) => {}
+                _ if !is_script(&file_name) => continue,
+                // A script that cannot be read is never skipped: the chain would miss a step.
+                Ok(_) => return Err(unreadable("not a regular file".into())),
+                Err(e) if path.is_symlink() => {
+                    return Err(unreadable(format!("a symbolic link to nothing ({e})")))
+                }
+                Err(e) => return Err(unreadable(e.to_string())),
+            }
             let bytes = std::fs::read(&path).map_err(|e| Error::ReadScripts {
                 path: path.display().to_string(),
                 message: e.to_string(),
@@ -178,20 +193,25 @@ fn read_dir_set(root: &Path, name: &str) -> Result<Vec<RawFile>, Error> {
 
 /// A script in any other subfolder (`rollbacks/`, `Rollback/`) would be skipped: a typo that
 /// must be named, not ignored.
+/// Folders inside those are searched too (links to folders are not followed, so a loop ends).
 fn refuse_scripts_in(folder: &Path) -> Result<(), Error> {
-    let entries = std::fs::read_dir(folder).map_err(|e| Error::ReadScripts {
+    let read_err = |e: std::io::Error| Error::ReadScripts {
         path: folder.display().to_string(),
         message: e.to_string(),
-    })?;
-    match entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
-        p.file_name()
-            .is_some_and(|n| is_script(&n.to_string_lossy()))
-    }) {
-        Some(file) => Err(Error::MisplacedScript {
-            file: file.display().to_string(),
-        }),
-        None => Ok(()),
+    };
+    for entry in std::fs::read_dir(folder).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let path = entry.path();
+        if is_script(&entry.file_name().to_string_lossy()) {
+            return Err(Error::MisplacedScript {
+                file: path.display().to_string(),
+            });
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            refuse_scripts_in(&path)?;
+        }
     }
+    Ok(())
 }
 
 fn read_built_in_set(name: &str) -> Result<Vec<RawFile>, Error> {

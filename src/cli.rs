@@ -31,101 +31,128 @@ const DB_NAMES: [&str; 4] = [
 #[command(name = "aifp-migrate", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Report every database: path, current and latest version, status, pending steps (read-only)
-    #[arg(long)]
+    #[arg(long, help_heading = CHECKING)]
     check: bool,
     /// Migrate every database found to its latest version
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     all: bool,
     /// Migrate (or, with --check, report) only this database
-    #[arg(long, value_name = "NAME", value_parser = DB_NAMES)]
+    #[arg(long, value_name = "NAME", value_parser = DB_NAMES, help_heading = MIGRATING)]
     db: Option<String>,
     /// With --db: migrate up or down to this version instead of the latest
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", help_heading = MIGRATING)]
     target: Option<String>,
     /// With --db: go one step down along the rollback scripts
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     rollback: bool,
     /// With --all or --db: print the plan and its scripts, change nothing
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     dry_run: bool,
-    /// Folder of migration sets (default: $AIFP_MIGRATIONS, else the set built into this binary)
-    #[arg(long, value_name = "DIR")]
-    migrations: Option<PathBuf>,
-    /// Where to start looking for .aifp-project (default: the current folder)
-    #[arg(long, value_name = "DIR")]
-    project_dir: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
-    format: FormatArg,
-    /// Print only errors and what changed
-    #[arg(short, long, conflicts_with = "verbose")]
-    quiet: bool,
-    /// Print more: the SQL of each step in a dry run
-    #[arg(short, long)]
-    verbose: bool,
     /// With --db NAME: put back its newest backup (or --from FILE); with --all: every database
     /// the most recent migrating run changed, from that run's backups
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     restore: bool,
     /// With --db NAME --restore: the backup file to put back
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = UNDOING)]
     from: Option<PathBuf>,
     /// List backups (file, time, version, size), of every database or of --db NAME
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     list_backups: bool,
     /// Delete all but the newest --keep N backups of each database (or of --db NAME)
-    #[arg(long)]
+    #[arg(long, help_heading = UNDOING)]
     prune_backups: bool,
     /// With --prune-backups: how many backups of each database to keep
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = UNDOING)]
     keep: Option<usize>,
     /// Check on scratch databases that every step's rollback restores the schema before it
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     verify: bool,
     /// With --all or --db: run the whole plan on a temporary copy of each database, change nothing
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     rehearse: bool,
     /// With --db NAME: record version V without running scripts (backs up first)
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", help_heading = TRUSTING)]
     stamp: Option<String>,
     /// With --stamp: record the version even though the schema does not match it
-    #[arg(long)]
+    #[arg(long, help_heading = TRUSTING)]
     force: bool,
     /// Create the missing per-project databases at their latest version (--db aifp_core for the core)
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     init: bool,
     /// With --db NAME: bring it to the schema FILE builds from nothing (FILE writes its version
     /// into schema_version); scripts first where the set has them, the rest generated
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = MIGRATING)]
     to_schema: Option<PathBuf>,
     /// With --all or --db NAME: bring each drifted database back to the exact schema of the
     /// version it records, keeping its data
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     repair: bool,
     /// Let a plan drop rows, tables or column values (listed in the report; the backup keeps them)
-    #[arg(long)]
+    #[arg(long, help_heading = MIGRATING)]
     allow_data_loss: bool,
     /// The installed AIFP package folder (default: $AIFP_PACKAGE, else the aimfp or aifp package
     /// the project's .mcp.json Python or python3 on PATH imports); `none` to use none
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = WHERE)]
     aifp_package: Option<PathBuf>,
     /// With --all: of a project's two state folders, the one to keep (the other is renamed aside)
-    #[arg(long, value_name = "FOLDER", value_parser = [".aifp-project", ".aimfp-project"])]
+    #[arg(long, value_name = "FOLDER", value_parser = [".aifp-project", ".aimfp-project"], help_heading = MIGRATING)]
     adopt: Option<String>,
     /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = CHECKING)]
     scan: Option<PathBuf>,
+    /// Folder of migration sets (default: $AIFP_MIGRATIONS, else the set built into this binary)
+    #[arg(long, value_name = "DIR", help_heading = WHERE)]
+    migrations: Option<PathBuf>,
+    /// Where to start looking for .aifp-project (default: the current folder)
+    #[arg(long, value_name = "DIR", help_heading = WHERE)]
+    project_dir: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = FormatArg::Text, help_heading = OUTPUT)]
+    format: FormatArg,
+    /// Print only errors and what changed
+    #[arg(short, long, conflicts_with = "verbose", help_heading = OUTPUT)]
+    quiet: bool,
+    /// Print more: the SQL of each step in a dry run
+    #[arg(short, long, help_heading = OUTPUT)]
+    verbose: bool,
     /// Print a completion script for SHELL (bash, zsh or fish) and exit
-    #[arg(long, value_name = "SHELL", exclusive = true)]
+    #[arg(long, value_name = "SHELL", exclusive = true, help_heading = OUTPUT)]
     completions: Option<ShellArg>,
     /// Print the man page (roff) and exit
-    #[arg(long, exclusive = true)]
+    #[arg(long, exclusive = true, help_heading = OUTPUT)]
     man: bool,
 }
 
+const CHECKING: &str = "Checking";
+const MIGRATING: &str = "Migrating";
+const UNDOING: &str = "Undoing";
+const TRUSTING: &str = "Trusting";
+const WHERE: &str = "Where to look";
+const OUTPUT: &str = "Output";
+
 const AFTER_HELP: &str = "\
+Environment:
+  AIFP_HOME         the folder of aifp_core.db (default: ~/.aifp)
+  AIFP_MIGRATIONS   the folder of migration sets (--migrations wins; default: the sets built in)
+  AIFP_PACKAGE      the installed AIFP package folder, or none (--aifp-package wins; default:
+                    the aimfp or aifp package that the Python of the project's .mcp.json, else
+                    python3 on PATH, imports)
+  PATH, PYTHONPATH  where python3 is and what it imports (with VIRTUAL_ENV, PYTHONHOME, ...)
+  XDG_CACHE_HOME    where the drift cache is kept (default: ~/.cache)
+  HOME              your home folder, for ~/.aifp and ~/.cache
+  NO_COLOR          set to anything: no colour
+
+Folders:
+  ~/.aifp (or $AIFP_HOME)         aifp_core.db
+  <package>/database              the installed AIFP's schemas and core database (read, never written)
+  .aimfp-project, .aifp-project   the nearest at or above the start folder (--project-dir, else the
+                                  current one): project.db, user_preferences.db,
+                                  user_directives.db, and their backups
+  $XDG_CACHE_HOME/aifp-migrate    the drift and package caches (safe to delete)
+
 Exit codes: 0 done (for --check: nothing pending), 1 failure (for --check: a database is ahead,
-unversioned or in error), 2 usage error, 3 --check found pending migrations and nothing worse.";
+unversioned or in error), 2 usage error, 3 --check found pending migrations and nothing worse;
+130 or 143 stopped by SIGINT or SIGTERM (rolled back).";
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ShellArg {
@@ -321,7 +348,11 @@ impl Cli {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let root = match self.migrations.or_else(|| env_dir("AIFP_MIGRATIONS")) {
+        let root = match self
+            .migrations
+            .clone()
+            .or_else(|| env_dir("AIFP_MIGRATIONS"))
+        {
             Some(dir) => Root::Dir(cwd.join(dir)),
             None => Root::BuiltIn,
         };
@@ -333,6 +364,18 @@ impl Cli {
                     Error::Environment("cannot find your home folder: set HOME or AIFP_HOME".into())
                 })?,
         };
+        let mut context_flags = Vec::new();
+        for (flag, dir) in [
+            ("--project-dir", &self.project_dir),
+            ("--migrations", &self.migrations),
+        ] {
+            if let Some(dir) = dir {
+                context_flags.push(format!(
+                    "{flag} {}",
+                    crate::report::shell_quote(&cwd.join(dir))
+                ));
+            }
+        }
         let start = absolute(&cwd, self.project_dir.as_deref().unwrap_or(Path::new(".")));
         let scan = self.scan.as_deref().map(|d| absolute(&cwd, d));
         let cache_dir = env_dir("XDG_CACHE_HOME")
@@ -355,6 +398,7 @@ impl Cli {
             mode,
             root,
             core_dir,
+            start_given: self.project_dir.is_some(),
             start,
             format: match self.format {
                 FormatArg::Text => Format::Text,
@@ -365,6 +409,7 @@ impl Cli {
                 (_, true) => Verbosity::Verbose,
                 _ => Verbosity::Normal,
             },
+            context_flags,
         })
     }
 }
@@ -411,7 +456,29 @@ pub fn print(outcome: &Outcome, opts: &Options) -> u8 {
     for n in &outcome.notes {
         let _ = writeln!(std::io::stderr().lock(), "note: {n}");
     }
-    outcome.report.exit_code()
+    let code = outcome.report.exit_code();
+    // Any error is a failure (1) even beside a report that found nothing worse than pending
+    // (3); an interruption keeps its own code.
+    match outcome.errors.iter().map(Error::exit_code).max() {
+        Some(e) if e > 3 => e,
+        Some(_) if code == 0 || code == 3 => 1,
+        _ => code,
+    }
+}
+
+/// Whether a run in this mode writes, and so should stop cleanly on SIGINT and SIGTERM rather
+/// than be killed by them (a read-only one can just end).
+pub fn stops_cleanly(opts: &Options) -> bool {
+    !matches!(
+        opts.mode,
+        Mode::Check { .. }
+            | Mode::ListBackups { .. }
+            | Mode::Verify { .. }
+            | Mode::Migrate {
+                kind: RunKind::DryRun,
+                ..
+            }
+    )
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
@@ -424,11 +491,19 @@ fn colour_allowed() -> bool {
 }
 
 /// One line per error on stderr.
+///
+/// An error's text quotes paths, scripts and SQLite's messages, which may hold control
+/// characters: each line is printed with them escaped, so it stays one line that forges nothing.
 pub fn print_error(e: &Error) {
-    let mut err = std::io::stderr().lock();
-    for line in e.to_string().lines() {
-        let _ = writeln!(err, "error: {line}");
+    if let Error::Many(errors) = e {
+        errors.iter().for_each(print_error);
+        return;
     }
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "error: {}",
+        crate::report::printable(&e.to_string())
+    );
 }
 
 /// Writes to stdout; a closed pipe (`aifp-migrate --check | head`) is not an error.

@@ -50,6 +50,12 @@ pub const PROJECT_FOLDERS: [&str; 2] = [".aimfp-project", ".aifp-project"];
 /// The folder name of the plan's layout (and of AIFP up to 1.23).
 pub const PROJECT_FOLDER: &str = ".aifp-project";
 
+/// Whether a folder of this name holds a project's databases: the one place discovery and
+/// `--scan` decide that.
+pub fn is_project_folder_name(name: &std::ffi::OsStr) -> bool {
+    PROJECT_FOLDERS.iter().any(|f| name == *f)
+}
+
 /// Which folders, database files and core locations exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -92,7 +98,7 @@ impl Layout {
     /// The core databases: the installed one (when there is a package), then the plan's one
     /// (always without a package; with one, only when its file is there).
     fn cores(&self) -> Vec<Location> {
-        let home = self.home.join(DbName::AifpCore.file_name());
+        let home = database_path(&self.home, DbName::AifpCore);
         let mut out = Vec::new();
         if let Some(core) = &self.installed_core {
             out.push(Location {
@@ -116,7 +122,7 @@ impl Layout {
     fn in_folder(folder: Option<&Path>) -> impl Iterator<Item = Location> + '_ {
         DbName::ALL[1..].iter().map(move |&name| Location {
             name,
-            path: folder.map(|f| f.join(name.file_name())),
+            path: folder.map(|f| database_path(f, name)),
             installed: false,
         })
     }
@@ -165,6 +171,19 @@ pub fn project_folder(start: &Path) -> Option<PathBuf> {
         .and_then(|(_, folders)| folders.into_iter().next())
 }
 
+/// Where database `name` in `dir` really is: a symbolic link is followed, since SQLite keeps a
+/// database's `-wal`, `-shm` and `-journal` beside the file it points to, and so must every check,
+/// read and backup of the tool. A link to nothing stays as it is (the database is missing).
+pub fn database_path(dir: &Path, name: DbName) -> PathBuf {
+    let path = dir.join(name.file_name());
+    if path.is_symlink() {
+        if let Ok(target) = std::fs::canonicalize(&path) {
+            return target;
+        }
+    }
+    path
+}
+
 /// Finds every database of `layout`, the project search starting at `start`. `adopt` names the
 /// state folder to use when a project has both.
 pub fn discover(layout: &Layout, start: &Path, adopt: Option<&str>) -> Found {
@@ -199,19 +218,32 @@ pub fn discover(layout: &Layout, start: &Path, adopt: Option<&str>) -> Found {
 /// Folders a scan never enters: version control, dependencies and build output.
 const SKIPPED: [&str; 3] = [".git", "node_modules", "target"];
 
+/// What `--scan` found: the databases, and the folders it could not look into.
+#[derive(Debug, Clone, Default)]
+pub struct Scanned {
+    pub locations: Vec<Location>,
+    /// Each folder that could not be read, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
 /// `--scan DIR`: the core databases, then the three databases of every project state folder
 /// found at or below `dir` (nested projects included; nothing above `dir`), in path order.
-/// Symbolic links are followed, but no folder is entered twice, so a link loop ends the walk.
-pub fn scan(layout: &Layout, dir: &Path) -> Vec<Location> {
-    let mut projects = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    walk(dir, &mut seen, &mut projects);
+/// Symbolic links are followed, but no folder is entered or counted twice, so a link loop ends
+/// the walk there and a project reached by two paths is one project. A project with both state
+/// folders is scanned through the layout's own.
+pub fn scan(layout: &Layout, dir: &Path) -> Scanned {
+    let mut walk = Walk::default();
+    walk.walk(dir);
+    let Walk {
+        found: mut projects,
+        unreadable,
+        ..
+    } = walk;
     projects.sort();
-    // A project with both folders is scanned through this layout's own.
     let names = layout.folder_names();
     let has_own = |f: &PathBuf| f.parent().is_some_and(|p| p.join(names[0]).is_dir());
     projects.retain(|f| !(f.ends_with(names[1]) && has_own(f)));
-    layout
+    let locations = layout
         .cores()
         .into_iter()
         .chain(
@@ -219,35 +251,52 @@ pub fn scan(layout: &Layout, dir: &Path) -> Vec<Location> {
                 .into_iter()
                 .flat_map(|folder| Layout::in_folder(Some(&folder)).collect::<Vec<_>>()),
         )
-        .collect()
+        .collect();
+    Scanned {
+        locations,
+        unreadable,
+    }
 }
 
-fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>, found: &mut Vec<PathBuf>) {
-    use std::os::unix::fs::MetadataExt;
-    // Following links, so a folder reached twice (a link loop) has the same device and inode.
-    let Ok(meta) = std::fs::metadata(dir) else {
-        return;
-    };
-    if !meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    children.sort();
-    for child in children {
-        let name = child
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if PROJECT_FOLDERS.contains(&name.as_str()) {
-            if child.is_dir() {
-                found.push(child);
-            }
-        } else if !SKIPPED.contains(&name.as_str()) {
-            walk(&child, seen, found);
+#[derive(Default)]
+struct Walk {
+    /// Folders entered and project folders counted, by device and inode (links followed).
+    seen: std::collections::HashSet<(u64, u64)>,
+    found: Vec<PathBuf>,
+    unreadable: Vec<(PathBuf, String)>,
+}
+
+impl Walk {
+    fn walk(&mut self, dir: &Path) {
+        // Following links, so a folder reached twice (a link loop) has the same device and inode.
+        let Ok(meta) = std::fs::metadata(dir) else {
+            return;
+        };
+        if !meta.is_dir() || !self.first_time(&meta) {
+            return;
         }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return self.unreadable.push((dir.to_path_buf(), e.to_string())),
+        };
+        let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        children.sort();
+        for child in children {
+            let name = child.file_name().unwrap_or_default();
+            if is_project_folder_name(name) {
+                match std::fs::metadata(&child) {
+                    Ok(m) if m.is_dir() && self.first_time(&m) => self.found.push(child),
+                    _ => {}
+                }
+            } else if !SKIPPED.iter().any(|s| name == *s) {
+                self.walk(&child);
+            }
+        }
+    }
+
+    fn first_time(&mut self, meta: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        self.seen.insert((meta.dev(), meta.ino()))
     }
 }
 
@@ -272,6 +321,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join(".aifp-project")).unwrap(); // above: not scanned
         std::os::unix::fs::symlink(&root, root.join("d/loop")).unwrap();
         let found: Vec<PathBuf> = scan(&Layout::plan(Path::new("/core")), &root)
+            .locations
             .into_iter()
             .filter(|l| l.name == DbName::Project)
             .filter_map(|l| l.path)

@@ -24,10 +24,13 @@ pub enum Error {
     #[error("folder {0} does not exist: pass an existing folder to --scan")]
     ScanDirMissing(PathBuf),
 
+    #[error("cannot read folder {folder} while scanning ({message}), so any project in it was left out: make it readable, or scan as its owner")]
+    ScanUnreadable { folder: PathBuf, message: String },
+
     #[error("{root}: no migration set for {db} (expected a folder {db}/ there): add it, or point --migrations at a complete set")]
     NoSet { root: String, db: String },
 
-    #[error("cannot read {path}: {message}")]
+    #[error("cannot read {path}: {message}; a migration set is read whole: fix or remove it")]
     ReadScripts { path: String, message: String },
 
     #[error("{file}: not a migration script name (expected v<A>_to_v<B>[_label].sql, v<V>_initial_schema.sql, or rollback/v<B>_to_v<A>[_label].sql): rename or remove it")]
@@ -64,11 +67,22 @@ pub enum Error {
         hint: &'static str,
     },
 
+    #[error("no .aifp-project folder at or above {start}: --init would create {folder}; to create it there, pass --project-dir {start} (or run it from the project's own folder)")]
+    InitWhere { start: PathBuf, folder: PathBuf },
+
     #[error("no {db} database: no .aifp-project folder at or above {start} (pass --project-dir)")]
     NoProject { db: String, start: String },
 
     #[error("{path} is not a regular file: move it away")]
     NotAFile { path: PathBuf },
+
+    #[error("{path} is {kind}, not a regular file, where SQLite keeps the {role} of {db}: move it away, then try again")]
+    SideFileNotAFile {
+        path: PathBuf,
+        db: PathBuf,
+        kind: &'static str,
+        role: &'static str,
+    },
 
     #[error(
         "{path} is empty (0 bytes), not an AIFP database: restore it from a backup or delete it"
@@ -87,6 +101,14 @@ pub enum Error {
     /// `value` as it should be shown: quoted text, or NULL.
     #[error("{path} has a malformed version {value} in schema_version: correct it by hand or restore a backup")]
     BadVersion { path: PathBuf, value: String },
+
+    #[error("{path} has a hot journal {journal} left by a writer that stopped mid-transaction, and SQLite must roll it back before the database can be read, but the {what} {blocked} is not writable: make it writable, or run aifp-migrate (or AIFP) once as its owner, so that SQLite can roll the journal back")]
+    HotJournal {
+        path: PathBuf,
+        journal: PathBuf,
+        blocked: PathBuf,
+        what: &'static str,
+    },
 
     #[error("{path} is read-only: make it writable, or run as its owner")]
     ReadOnlyFile { path: PathBuf },
@@ -190,28 +212,13 @@ pub enum Error {
     #[error("{folder} is not an installed AIFP package ({why}): pass the package folder (the one holding __init__.py and database/schemas) with --aifp-package, or unset AIFP_PACKAGE")]
     BadPackage { folder: PathBuf, why: String },
 
-    #[error("{path} is at v{current}, newer than the installed {package} expects (v{target}): update it (pip install -U {name}), or, to really go back to the older schema, converge down with aifp-migrate --db {db} --to-schema {schema} --allow-data-loss")]
-    AheadOfPackage {
-        path: PathBuf,
-        current: String,
-        target: String,
-        /// `aimfp 1.35.0 in /…/site-packages/aimfp`.
-        package: String,
-        name: String,
-        db: String,
-        schema: PathBuf,
-    },
+    /// `what` says the versions and what to do (see `goal::steps`).
+    #[error("{path} is at {what}")]
+    AheadOfPackage { path: PathBuf, what: String },
 
-    #[error("{root} holds both {first} ({first_holds}) and {second} ({second_holds}): keep one with aifp-migrate --all --adopt {first_name} (or --adopt {second_name}); the other is renamed aside, never deleted")]
-    BothFolders {
-        root: PathBuf,
-        first: PathBuf,
-        first_holds: String,
-        first_name: String,
-        second: PathBuf,
-        second_holds: String,
-        second_name: String,
-    },
+    /// `what` names both folders with their versions and rows, and says what to do.
+    #[error("{root} holds both {what}")]
+    BothFolders { root: PathBuf, what: String },
 
     #[error("{path} went from v{planned} to v{found} while this run was planning (another aifp-migrate or AIFP changed it); nothing was changed: check it again (aifp-migrate --check) and run again")]
     ChangedMeanwhile {
@@ -267,6 +274,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("{path}: interrupted by {}; the transaction was rolled back and nothing was changed", crate::interrupt::name(*.signal))]
+    Interrupted { path: PathBuf, signal: i32 },
+
     #[error("{path}: COMMIT failed ({message}); it was rolled back, and the database reads as before{}", kept(.backup))]
     CommitFailed {
         path: PathBuf,
@@ -312,6 +322,8 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            // The shell's convention: 128 + the signal (130 for SIGINT, 143 for SIGTERM).
+            Error::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
     }

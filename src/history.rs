@@ -5,6 +5,10 @@
 //! compares the recorded hashes with the scripts as they are now; `--all --restore` finds the most
 //! recent run and its backups here.
 
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
@@ -36,7 +40,7 @@ pub struct Entry<'a> {
     pub script: Option<&'a str>,
     pub sha256: Option<String>,
     pub duration_ms: u64,
-    pub backup: Option<String>,
+    pub backup: Option<&'a Path>,
 }
 
 /// The hex SHA-256 of a script's text.
@@ -70,7 +74,7 @@ pub fn record(conn: &Connection, e: &Entry) -> rusqlite::Result<()> {
             e.script,
             e.sha256,
             i64::try_from(e.duration_ms).unwrap_or(i64::MAX),
-            e.backup
+            e.backup.map(path_value)
         ],
     )?;
     Ok(())
@@ -142,14 +146,14 @@ pub fn changed_scripts(conn: &Connection, set: &Set) -> rusqlite::Result<Vec<Cha
 }
 
 /// The backups that hold the states restores replaced (their undo files).
-pub fn replaced_by_restores(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub fn replaced_by_restores(conn: &Connection) -> rusqlite::Result<Vec<PathBuf>> {
     if !has_table(conn)? {
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare(
         "SELECT backup FROM aifp_migrate_history WHERE direction = 'restore' AND backup IS NOT NULL",
     )?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
+    let rows = stmt.query_map([], |r| Ok(value_path(r.get_ref(0)?)))?;
     rows.collect()
 }
 
@@ -169,7 +173,7 @@ pub fn last_run(conn: &Connection) -> rusqlite::Result<Option<(String, String)>>
 }
 
 /// The backup that run `run_id` took of this database, if it recorded one.
-pub fn backup_of_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<String>> {
+pub fn backup_of_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<PathBuf>> {
     if !has_table(conn)? {
         return Ok(None);
     }
@@ -178,9 +182,27 @@ pub fn backup_of_run(conn: &Connection, run_id: &str) -> rusqlite::Result<Option
          WHERE run_id = ?1 AND direction IN ('up', 'down') AND backup IS NOT NULL
          ORDER BY id LIMIT 1",
         [run_id],
-        |r| r.get(0),
+        |r| Ok(value_path(r.get_ref(0)?)),
     )
     .optional()
+}
+
+/// A path as stored: text when it is UTF-8 (readable with `sqlite3`), else its bytes as a blob, so
+/// that a path that is not UTF-8 comes back byte for byte.
+fn path_value(path: &Path) -> ToSqlOutput<'_> {
+    match path.to_str() {
+        Some(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        None => ToSqlOutput::Owned(Value::Blob(path.as_os_str().as_bytes().to_vec())),
+    }
+}
+
+/// The path stored by `path_value`.
+fn value_path(v: ValueRef<'_>) -> PathBuf {
+    let bytes = match v {
+        ValueRef::Text(b) | ValueRef::Blob(b) => b,
+        _ => &[],
+    };
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
 }
 
 #[cfg(test)]

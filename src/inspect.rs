@@ -65,14 +65,38 @@ pub fn open_existing(path: &Path) -> Result<Option<Connection>, Error> {
 /// them. When a WAL database has no `-wal` file no process has it open, so it is read as
 /// immutable, which creates nothing; otherwise the existing files are used.
 pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    let journal = PathBuf::from(format!("{}-journal", path.display()));
-    if journal.metadata().is_ok_and(|m| m.len() > 0)
-        && rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
-    {
+    check_side_files(path)?;
+    let wal = suffixed(path, "-wal");
+    let journal = suffixed(path, "-journal");
+    if journal.metadata().is_ok_and(|m| m.len() > 0) {
         // A hot journal left by a killed writer: a read-only connection can neither read past it
         // nor roll it back, so open read-write and let SQLite restore the last committed state.
-        return open(path, OpenFlags::SQLITE_OPEN_READ_WRITE);
+        // Rolling back writes the file and removes the journal from the folder.
+        use rustix::fs::{access, Access};
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let folder = folder.unwrap_or(Path::new("."));
+        let blocked = if access(path, Access::WRITE_OK).is_err() {
+            path
+        } else if access(folder, Access::WRITE_OK | Access::EXEC_OK).is_err() {
+            folder
+        } else {
+            return open(path, OpenFlags::SQLITE_OPEN_READ_WRITE);
+        };
+        // It may not be hot (a live writer's, or one kept by journal_mode=PERSIST): only when
+        // the database cannot be read past it is it the reason.
+        let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let readable = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        return match readable {
+            Ok(_) => Ok(conn),
+            Err(_) => Err(Error::HotJournal {
+                path: path.to_path_buf(),
+                journal,
+                blocked: blocked.to_path_buf(),
+                what: if blocked == path { "file" } else { "folder" },
+            }),
+        };
     }
     if is_wal_mode(path) && !wal.exists() {
         let uri = format!("file:{}?immutable=1", uri_escape(path));
@@ -80,6 +104,61 @@ pub fn open_for_reading(path: &Path) -> Result<Connection, Error> {
         return open_as(Path::new(&uri), path, flags);
     }
     open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+}
+
+/// The files SQLite keeps beside a database: its write-ahead log, its shared-memory index and its
+/// rollback journal.
+pub const SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// `<db><suffix>` (e.g. `project.db-wal`), built on the path's bytes, never on a lossy copy.
+pub fn suffixed(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Refuses a `-wal`, `-shm` or `-journal` that is not a regular file: SQLite would open a FIFO
+/// and wait on it for ever, or fail on a folder with a message that names neither.
+pub fn check_side_files(db: &Path) -> Result<(), Error> {
+    for suffix in SIDE_FILES {
+        let side = suffixed(db, suffix);
+        let Ok(link) = std::fs::symlink_metadata(&side) else {
+            continue;
+        };
+        let kind = match std::fs::metadata(&side) {
+            Ok(m) if m.is_file() => continue,
+            Ok(m) => file_kind(&m.file_type()),
+            Err(_) if link.is_symlink() => "a symbolic link to nothing",
+            Err(_) => "unreadable",
+        };
+        return Err(Error::SideFileNotAFile {
+            path: side,
+            db: db.to_path_buf(),
+            kind,
+            role: match suffix {
+                "-wal" => "write-ahead log",
+                "-shm" => "shared-memory index",
+                _ => "rollback journal",
+            },
+        });
+    }
+    Ok(())
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
 }
 
 /// Bytes 18 and 19 of the header are 2 in a WAL-mode database.
@@ -111,6 +190,7 @@ pub fn open(path: &Path, flags: OpenFlags) -> Result<Connection, Error> {
 
 /// Opens `target` (a path or a `file:` URI); errors name `shown`.
 fn open_as(target: &Path, shown: &Path, flags: OpenFlags) -> Result<Connection, Error> {
+    check_side_files(shown)?;
     let flags = flags | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(target, flags).map_err(|e| classify(shown, e))?;
     conn.busy_timeout(LOCK_WAIT)

@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod error;
 pub mod history;
 pub mod inspect;
+pub mod interrupt;
 pub mod options;
 pub mod package;
 pub mod plan;

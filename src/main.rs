@@ -21,6 +21,11 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let result = cli.into_options().and_then(|opts| {
+        if cli::stops_cleanly(&opts) {
+            // Without it a signal ends the process at once, which SQLite survives (the journal
+            // rolls back at the next open) but which leaves the unfinished backup behind.
+            let _ = aifp_migrate::interrupt::listen();
+        }
         let progress = cli::progress(&opts);
         aifp_migrate::run(&opts, &progress).map(|outcome| cli::print(&outcome, &opts))
     });

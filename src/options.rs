@@ -19,6 +19,8 @@ pub struct Options {
     pub core_dir: PathBuf,
     /// Where the search for `.aifp-project` starts.
     pub start: PathBuf,
+    /// Whether `start` was given with `--project-dir` (else it is the current folder).
+    pub start_given: bool,
     /// `--scan DIR`: every `.aifp-project` under DIR instead of the nearest one.
     pub scan: Option<PathBuf>,
     /// Where the drift cache lives (`$XDG_CACHE_HOME/aifp-migrate`), if anywhere.
@@ -31,6 +33,9 @@ pub struct Options {
     pub allow_data_loss: bool,
     pub format: Format,
     pub verbosity: Verbosity,
+    /// The flags given that choose where the run looks (`--project-dir DIR`, `--migrations DIR`),
+    /// shell-quoted, for the commands a hint suggests.
+    pub context_flags: Vec<String>,
 }
 
 /// One of the modes of SPEC's table.

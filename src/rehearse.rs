@@ -44,7 +44,7 @@ pub fn rehearse(
     progress: &Reporter,
 ) -> Result<Rehearsal, Error> {
     let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let needed = size(path) + size(Path::new(&format!("{}-wal", path.display())));
+    let needed = size(path) + size(&inspect::suffixed(path, "-wal"));
     let dir = tempfile::Builder::new()
         .prefix("aifp-migrate-rehearsal-")
         .tempdir()

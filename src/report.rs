@@ -20,6 +20,9 @@ pub enum Report {
         /// State folders a migrating run would set aside or rename.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         folders: Vec<FolderEntry>,
+        /// What to run to migrate them, with the flags this run was given (for the hint).
+        #[serde(skip)]
+        command: String,
     },
     Run {
         databases: Vec<RunEntry>,
@@ -105,7 +108,7 @@ pub struct CheckEntry {
     /// Applied scripts whose file has changed since: reported, never blocking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changed_scripts: Vec<Changed>,
-    /// Why the status is what it is, when it is not plain.
+    /// Why the status is what it is and what to do, for every status but current and missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,7 +146,7 @@ pub struct RunEntry {
     /// What the plan kept and dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<AccountEntry>,
-    /// Why the status is what it is, when it is not plain.
+    /// Why the status is what it is and what to do, for every status but current and missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -298,6 +301,7 @@ impl Report {
                 package,
                 databases,
                 folders,
+                command,
             } => {
                 if verbosity == Verbosity::Quiet {
                     return out;
@@ -330,7 +334,7 @@ impl Report {
                     }
                     steps(&mut out, &d.pending, false, false);
                     for diff in &d.drift {
-                        out.push_str(&format!("    drift: {diff}\n"));
+                        out.push_str(&format!("    drift: {}\n", printable(diff)));
                     }
                     if let (false, Some(v)) = (d.drift.is_empty(), &d.current) {
                         out.push_str(&format!(
@@ -339,12 +343,15 @@ impl Report {
                         ));
                     }
                     if let Some(v) = &d.matches {
-                        out.push_str(&format!("    its schema is exactly that of v{v}\n"));
+                        out.push_str(&format!(
+                            "    its schema is exactly that of v{}\n",
+                            printable(v)
+                        ));
                     }
                     for c in &d.changed_scripts {
                         out.push_str(&format!(
                             "    note: {} has changed since it was applied ({}); the database keeps what the old text did\n",
-                            c.script, c.applied_at
+                            printable(&c.script), printable(&c.applied_at)
                         ));
                     }
                 }
@@ -355,13 +362,13 @@ impl Report {
                     + count(CheckStatus::Unversioned);
                 out.push_str(&match count(CheckStatus::Pending) {
                     _ if broken > 0 => format!(
-                        "{broken} database(s) need attention (see the errors): aifp-migrate --all changes nothing until they are fixed\n"
+                        "{broken} database(s) need attention (see the errors): {command} changes nothing until they are fixed\n"
                     ),
                     0 if count(CheckStatus::Missing) == databases.len() => {
                         "no AIFP database found: nothing to migrate\n".to_string()
                     }
                     0 => "nothing to migrate\n".to_string(),
-                    n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
+                    n => format!("{n} database(s) to migrate: run {command} (a backup is made first)\n"),
                 });
             }
             Report::Run { databases, folders } => {
@@ -411,16 +418,25 @@ impl Report {
                     };
                     line(&mut out, d.name, "", &what, d.path.as_deref(), colour);
                     if let Some(b) = &d.backup {
-                        out.push_str(&format!("    backup {b}\n"));
+                        out.push_str(&format!("    backup {}\n", printable(b)));
                     } else if d.status == RunStatus::Planned {
                         out.push_str("    a backup would be made first\n");
+                    }
+                    // Where no other line says why (a failure's own line goes to stderr).
+                    if let (
+                        RunStatus::Skipped
+                        | RunStatus::Exists
+                        | RunStatus::WouldSucceed
+                        | RunStatus::PutBack
+                        | RunStatus::Installed,
+                        Some(r),
+                    ) = (d.status, &d.reason)
+                    {
+                        out.push_str(&format!("    {}\n", printable(r)));
                     }
                     steps(&mut out, &d.steps, dry, verbosity == Verbosity::Verbose);
                     if let Some(a) = &d.account {
                         account_text(&mut out, a);
-                    }
-                    if let Some(r) = &d.reason {
-                        out.push_str(&format!("    {r}\n"));
                     }
                     if let Some(r) = &d.rehearsal {
                         let ok = d.status == RunStatus::WouldSucceed;
@@ -431,10 +447,10 @@ impl Report {
                         .as_ref()
                         .filter(|_| d.status == RunStatus::WouldFail)
                     {
-                        out.push_str(&format!("    {e}\n"));
+                        out.push_str(&format!("    {}\n", printable(e)));
                     }
                     for diff in &d.drift {
-                        out.push_str(&format!("    schema differs: {diff}\n"));
+                        out.push_str(&format!("    schema differs: {}\n", printable(diff)));
                     }
                 }
                 folders_text(&mut out, folders);
@@ -486,20 +502,31 @@ fn restored_text(out: &mut String, restored: &[RestoreEntry]) {
             (None, Some(t)) => format!("-> {t}"),
             _ => String::new(),
         };
-        out.push_str(&format!("{:<17} restored {versions}  {}\n", r.name, r.path));
-        out.push_str(&format!("    from   {}\n", r.restored_from));
+        out.push_str(&format!(
+            "{:<17} restored {}  {}\n",
+            r.name,
+            printable(&versions),
+            printable(&r.path)
+        ));
+        out.push_str(&format!("    from   {}\n", printable(&r.restored_from)));
         if let Some(b) = &r.backup {
-            out.push_str(&format!("    the state it replaced is saved as {b}\n"));
+            out.push_str(&format!(
+                "    the state it replaced is saved as {}\n",
+                printable(b)
+            ));
         }
     }
 }
 
 fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
     for b in backups {
-        let version = b.version.as_deref().unwrap_or("?");
+        let version = printable(b.version.as_deref().unwrap_or("?"));
         out.push_str(&format!(
-            "{verb}{:<17} {}  v{version:<6} {:>12} bytes  {}\n",
-            b.name, b.time, b.size, b.file
+            "{verb}{:<17} {} UTC  v{version:<6} {:>12} bytes  {}\n",
+            b.name,
+            b.time,
+            b.size,
+            printable(&b.file)
         ));
     }
 }
@@ -507,7 +534,8 @@ fn backups_text(out: &mut String, backups: &[BackupEntry], verb: &str) {
 fn rehearsal_text(out: &mut String, r: &RehearsalEntry, ok: bool, verbosity: Verbosity) {
     out.push_str(&format!(
         "    rehearsed on a copy in {} ({} bytes), since removed\n",
-        r.copied_into, r.copy_needs_bytes
+        printable(&r.copied_into),
+        r.copy_needs_bytes
     ));
     if !ok {
         return;
@@ -526,14 +554,12 @@ fn rehearsal_text(out: &mut String, r: &RehearsalEntry, ok: bool, verbosity: Ver
         ", which differs from the expected schema:\n"
     });
     for d in &r.drift {
-        out.push_str(&format!("      {d}\n"));
+        out.push_str(&format!("      {}\n", printable(d)));
     }
     if verbosity == Verbosity::Verbose {
         for s in &r.schema {
-            out.push_str(&format!(
-                "      {};\n",
-                s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
-            ));
+            let one_line = s.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+            out.push_str(&format!("      {};\n", printable(&one_line)));
         }
     }
 }
@@ -566,10 +592,12 @@ fn verify_text(out: &mut String, sets: &[VerifyEntry], verbosity: Verbosity) {
             }
             out.push_str(&format!(
                 "    {} -> {}  {}: {what}\n",
-                s.from, s.to, s.script
+                s.from,
+                s.to,
+                printable(&s.script)
             ));
             for d in &s.differences {
-                out.push_str(&format!("        {d}\n"));
+                out.push_str(&format!("        {}\n", printable(d)));
             }
         }
     }
@@ -605,7 +633,8 @@ fn line(
     path: Option<&str>,
     colour: bool,
 ) {
-    let path = path.unwrap_or("(no .aifp-project folder found)");
+    let path = printable(path.unwrap_or("(no .aifp-project folder found)"));
+    let version = printable(version);
     // Padded first, painted after, so the colour codes do not upset the columns.
     let status = if version.is_empty() {
         format!("{status:<30}")
@@ -647,14 +676,18 @@ fn steps(out: &mut String, steps: &[StepEntry], dry: bool, verbose: bool) {
     for s in steps {
         let with_sql = dry && (verbose || s.kind == "converge");
         let took = s.ms.map(|ms| format!("  ({ms} ms)")).unwrap_or_default();
-        let script = if with_sql && s.kind == "script" {
+        let script = printable(if with_sql && s.kind == "script" {
             &s.origin
         } else {
             &s.script
-        };
-        out.push_str(&format!("    {} -> {}  {script}{took}\n", s.from, s.to));
+        });
+        out.push_str(&format!(
+            "    {} -> {}  {script}{took}\n",
+            printable(&s.from),
+            printable(&s.to)
+        ));
         if let Some(d) = &s.description {
-            out.push_str(&format!("        {d}\n"));
+            out.push_str(&format!("        {}\n", printable(d)));
         }
         for line in &s.summary {
             out.push_str(&format!("        {line}\n"));
@@ -665,7 +698,7 @@ fn steps(out: &mut String, steps: &[StepEntry], dry: bool, verbose: bool) {
                 out.push_str(&if l.is_empty() {
                     "\n".to_string()
                 } else {
-                    format!("        {l}\n")
+                    format!("        {}\n", printable(l))
                 });
             }
         }
@@ -700,5 +733,56 @@ fn account_text(out: &mut String, a: &AccountEntry) {
             "    built full-text index {} from {} row(s) of {}\n",
             f.index, f.rows, f.table
         ));
+    }
+}
+
+/// A path as a shell word: as it is when that is safe, else in single quotes.
+pub fn shell_quote(path: &std::path::Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+/// Text from scripts, databases and paths as it may reach a terminal: control characters (and the
+/// bidirectional overrides that reorder what is shown) are written as escapes such as `\u{1b}`,
+/// so that a script's comment cannot clear the screen, move the cursor or forge a line. Tabs stay.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_is_left_alone() {
+        assert_eq!(
+            printable("notes: v1.0 -> v1.1\tok"),
+            "notes: v1.0 -> v1.1\tok"
+        );
+        assert_eq!(
+            printable("a\u{1b}[2J\rb\nc\u{7}\u{202e}d"),
+            "a\\u{1b}[2J\\rb\\nc\\u{7}\\u{202e}d"
+        );
+        assert_eq!(printable("é ü 日本"), "é ü 日本");
     }
 }

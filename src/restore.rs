@@ -109,7 +109,7 @@ pub fn restore(
         script: None,
         sha256: None,
         duration_ms: 0,
-        backup: saved_as.as_ref().map(|p| p.display().to_string()),
+        backup: saved_as.as_deref(),
     };
     history::record(&live, &entry).map_err(|e| Error::sqlite(db_path, e))?;
     crate::apply::integrity(&live, db_path, "after the restore")?;
@@ -146,6 +146,19 @@ fn save_current(db_path: &Path, source: &Path) -> Result<(Option<String>, Option
                 before,
                 Some(backup::take(db_path, &crate::progress::silent())?),
             ))
+        }
+        // Anything else (a lock, a side file in the way, no permission) is no reason to
+        // overwrite the file: say so and change nothing.
+        Err(e)
+            if !matches!(
+                e,
+                Error::Damaged { .. }
+                    | Error::EmptyFile { .. }
+                    | Error::NotADatabase { .. }
+                    | Error::IntegrityFailed { .. }
+            ) =>
+        {
+            Err(e)
         }
         Err(_) => {
             // Damaged, empty or not a database: keep its bytes, then give SQLite an empty file

@@ -327,7 +327,7 @@ pub fn table_def(sql: &str) -> Option<TableDef<'_>> {
 fn column(part: &str) -> Option<(String, &str)> {
     let first = lex(part).into_iter().next()?;
     let constraint = ["constraint", "primary", "unique", "check", "foreign"];
-    (!constraint.contains(&first.norm.as_str())).then(|| (first.norm, part))
+    (!constraint.contains(&first.norm.as_str())).then_some((first.norm, part))
 }
 
 /// Every `CHECK (…)` in `sql`: its normalised text (as schemas compare it) and the expression

@@ -795,7 +795,10 @@ fn empty_project() -> Env {
 fn init_creates_the_per_project_databases_at_their_latest_version_in_wal_mode() {
     let env = empty_project();
 
-    let json = env.run(&["--init", "--format", "json"]).expect(0).json();
+    let json = env
+        .run(&["--init", "--project-dir", ".", "--format", "json"])
+        .expect(0)
+        .json();
     let listed: Vec<(&str, &str, &str)> = json["databases"]
         .as_array()
         .unwrap()
@@ -852,7 +855,7 @@ fn init_creates_the_per_project_databases_at_their_latest_version_in_wal_mode() 
 #[test]
 fn init_again_reports_exists_and_leaves_every_file_as_it_was() {
     let env = empty_project();
-    env.run(&["--init"]).expect(0);
+    env.run(&["--init", "--project-dir", "."]).expect(0);
     let before = env.files();
 
     let json = env.run(&["--init", "--format", "json"]).expect(0).json();
@@ -867,35 +870,39 @@ fn init_again_reports_exists_and_leaves_every_file_as_it_was() {
 #[test]
 fn init_never_overwrites_a_file_already_there() {
     let env = Env::new();
-    let junk = env.db("user_preferences");
-    std::fs::write(&junk, b"not a database, but mine").unwrap();
-
+    env.init_db("project");
     let json = env.run(&["--init", "--format", "json"]).expect(0).json();
-    assert_eq!(
-        entry(&json, "databases", "user_preferences")["status"],
-        "exists"
-    );
-    assert_eq!(entry(&json, "databases", "project")["status"], "created");
+    assert_eq!(entry(&json, "databases", "project")["status"], "exists");
     assert_eq!(
         entry(&json, "databases", "user_directives")["status"],
         "created"
     );
-    assert_eq!(std::fs::read(&junk).unwrap(), b"not a database, but mine");
-    assert_eq!(version(&env.db("project")), "1.2");
+    assert_eq!(version(&env.db("project")), "1.0");
     assert_eq!(version(&env.db("user_directives")), "1.0");
-    // No leftover from building the new files.
-    let mut left = entries(&env.project.join(".aifp-project"));
-    left.sort();
+
+    // A file there that is no database is an error naming it (SPEC, bad input): nothing is
+    // created, and the file is left as it was.
+    let env = Env::new();
+    let junk = env.db("user_preferences");
+    std::fs::write(&junk, b"not a database, but mine").unwrap();
+    let run = env.run(&["--init"]).expect(1);
+    assert!(
+        run.stderr().contains(&junk.display().to_string()),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(std::fs::read(&junk).unwrap(), b"not a database, but mine");
+    // No leftover from building the new files, and nothing new.
     assert_eq!(
-        left,
-        ["project.db", "user_directives.db", "user_preferences.db"]
+        entries(&env.project.join(".aifp-project")),
+        ["user_preferences.db"]
     );
 }
 
 #[test]
 fn init_creates_the_core_database_only_when_asked() {
     let env = empty_project();
-    env.run(&["--init"]).expect(0);
+    env.run(&["--init", "--project-dir", "."]).expect(0);
     assert!(!env.db("aifp_core").exists());
 
     let json = env

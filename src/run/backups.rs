@@ -40,7 +40,7 @@ pub(super) fn restore_one(
                 .map_err(|e| Error::io(&path, &e))?
                 .into_iter()
                 .rev()
-                .find(|b| !replaced.contains(&display(&b.path)))
+                .find(|b| !replaced.contains(&b.path))
                 .map(|b| b.path)
                 .ok_or_else(|| Error::NoBackup { path: path.clone() })?
         }
@@ -91,7 +91,6 @@ pub(super) fn restore_last_run(
         };
         match history::backup_of_run(&conn, &run_id) {
             Ok(Some(source)) => {
-                let source = PathBuf::from(source);
                 let set = catalog::load(root, name.as_str()).ok();
                 match restore::check_source(&path, &source, set.as_ref()) {
                     Ok(_) => plan.push((name, path, source, set)),

@@ -10,6 +10,7 @@ pub(super) fn check(
     ctx: &Ctx,
     found: &discovery::Found,
     selected: Vec<&Location>,
+    only: Option<DbName>,
 ) -> Outcome {
     let sets = load_sets(&opts.root, &selected);
     let mut caches: BTreeMap<DbName, cache::DriftCache> = sets
@@ -33,7 +34,13 @@ pub(super) fn check(
             if let Some(path) = loc.path.as_deref() {
                 announce_move(&mut folders, &aim, path);
             }
-            check_one(loc, &sets[&loc.name], &aim, cache)
+            check_one(
+                loc,
+                &sets[&loc.name],
+                &aim,
+                cache,
+                &migrate_command(opts, Some(loc.name)),
+            )
         })
         .unzip();
     caches.values().for_each(cache::DriftCache::save);
@@ -62,6 +69,7 @@ pub(super) fn check(
             package,
             databases,
             folders,
+            command: migrate_command(opts, only),
         },
         errors: errors.into_iter().flatten().collect(),
         notes: Vec::new(),
@@ -93,6 +101,7 @@ fn check_one(
     set: &Result<Set, Error>,
     aim: &Aim,
     cache: &mut cache::DriftCache,
+    command: &str,
 ) -> (CheckEntry, Option<Error>) {
     let mut entry = CheckEntry {
         name: loc.name.as_str(),
@@ -133,6 +142,7 @@ fn check_one(
     }
     let failed = |mut entry: CheckEntry, status, e: Error| {
         entry.status = status;
+        entry.reason = Some(e.to_string());
         if status == CheckStatus::Error {
             entry.error = Some(e.to_string());
         }
@@ -217,6 +227,11 @@ fn check_one(
             entry.status = if entry.pending.is_empty() {
                 CheckStatus::Current
             } else {
+                entry.reason = Some(format!(
+                    "{} step(s) to v{}: run {command} (a backup is made first)",
+                    entry.pending.len(),
+                    entry.pending.last().map_or("", |s| s.to.as_str())
+                ));
                 CheckStatus::Pending
             };
             (entry, None)
@@ -262,6 +277,7 @@ fn missing(mut entry: CheckEntry, set: &Result<Set, Error>) -> (CheckEntry, Opti
         Ok(()) => (entry, None),
         Err(e) => {
             entry.status = CheckStatus::Error;
+            entry.reason = Some(e.to_string());
             entry.error = Some(e.to_string());
             (entry, Some(e))
         }

@@ -111,12 +111,13 @@ pub(super) fn steps(
                     .unwrap_or_default();
                 return Err(Error::AheadOfPackage {
                     path: path.to_path_buf(),
-                    current: from.to_string(),
-                    target: target.version.to_string(),
-                    package: p.shown.clone(),
-                    name: p.name.clone(),
-                    db,
-                    schema: p.schema.clone(),
+                    what: format!(
+                        "v{from}, newer than the installed {} expects (v{}): update it (pip install -U {}), or, to really go back to the older schema, converge down with aifp-migrate --db {db} --to-schema {} --allow-data-loss",
+                        p.shown,
+                        target.version,
+                        p.name,
+                        p.schema.display()
+                    ),
                 });
             }
             toward(set, target, conn, path, from, moves_folder(aim, path))

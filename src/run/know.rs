@@ -75,6 +75,10 @@ pub(super) fn stamp(
         let backup = apply::stamp(&path, version, &history::new_run_id())?;
         entry.status = RunStatus::Stamped;
         entry.backup = Some(display(&backup));
+        entry.reason = Some(format!(
+            "v{version} recorded without running scripts; the backup {} keeps the state before",
+            display(&backup)
+        ));
     }
     entry.drift = differences;
     Ok(Outcome {
@@ -101,6 +105,15 @@ pub(super) fn init(
         .project_folder
         .clone()
         .unwrap_or_else(|| found.start.join(discovery::PROJECT_FOLDER));
+    // Outside any project a new folder appears only where the user said: the current folder may
+    // be a home folder or a system one.
+    let per_project = names.iter().any(|n| *n != DbName::AifpCore);
+    if found.project_folder.is_none() && per_project && !opts.start_given {
+        return Err(Error::InitWhere {
+            start: found.start.clone(),
+            folder: project,
+        });
+    }
     // Decide first: every set loads and builds before the first file is written.
     let mut planned = Vec::new();
     for name in names {
@@ -108,7 +121,7 @@ pub(super) fn init(
             DbName::AifpCore => opts.core_dir.clone(),
             _ => project.clone(),
         };
-        let path = dir.join(name.file_name());
+        let path = discovery::database_path(&dir, name);
         let set = catalog::load(&opts.root, name.as_str())?;
         let latest = set.latest().cloned().ok_or_else(|| {
             Error::plan(
@@ -118,10 +131,11 @@ pub(super) fn init(
                 },
             )
         })?;
-        let built = if path.exists() {
-            None
-        } else {
-            Some(scratch::replay(&set, &latest)?)
+        // A file that is there but no database (empty, text, damaged) is not "left alone":
+        // it is an error naming it, before anything is created.
+        let built = match inspect::inspect(&path)? {
+            State::Missing => Some(scratch::replay(&set, &latest)?),
+            State::Unversioned { .. } | State::Versioned(_) => None,
         };
         planned.push((name, path, latest, built));
     }
@@ -133,10 +147,12 @@ pub(super) fn init(
             Some(conn) => apply::create(&path, conn)?,
             None => false,
         };
-        entry.status = if created {
-            RunStatus::Created
+        (entry.status, entry.reason) = if created {
+            let why = format!("created at v{latest}, the latest version of its migration set");
+            (RunStatus::Created, Some(why))
         } else {
-            RunStatus::Exists
+            let why = "the file is there already and was left alone (--init never overwrites)";
+            (RunStatus::Exists, Some(why.to_string()))
         };
         databases.push(entry);
     }

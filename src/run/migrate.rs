@@ -80,7 +80,14 @@ pub(super) fn migrate(
         }
     }
     match errors.len() {
-        0 => Ok(act(planned, found, opts, kind, progress)),
+        0 => Ok(act(
+            planned,
+            found,
+            opts,
+            kind,
+            progress,
+            &migrate_command(opts, only),
+        )),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
     }
@@ -119,12 +126,15 @@ fn both_folders(a: &Path, b: &Path) -> Error {
     };
     Error::BothFolders {
         root: a.parent().map(Path::to_path_buf).unwrap_or_default(),
-        first: a.to_path_buf(),
-        first_holds: holds(a),
-        first_name: name(a),
-        second: b.to_path_buf(),
-        second_holds: holds(b),
-        second_name: name(b),
+        what: format!(
+            "{} ({}) and {} ({}): keep one with aifp-migrate --all --adopt {} (or --adopt {}); the other is renamed aside, never deleted",
+            a.display(),
+            holds(a),
+            b.display(),
+            holds(b),
+            name(a),
+            name(b)
+        ),
     }
 }
 
@@ -243,14 +253,23 @@ fn act(
     opts: &Options,
     kind: RunKind,
     progress: &Reporter,
+    command: &str,
 ) -> Outcome {
     let run_id = history::new_run_id();
     let mut errors = Vec::new();
     let mut databases = Vec::new();
     let mut folders = Vec::new();
     for group in groups(selected, opts.scan.is_some()) {
-        let (entries, moves) =
-            act_on_project(group, found, opts, kind, &run_id, &mut errors, progress);
+        let (entries, moves) = act_on_project(
+            group,
+            found,
+            opts,
+            kind,
+            &run_id,
+            &mut errors,
+            progress,
+            command,
+        );
         databases.extend(entries);
         folders.extend(moves);
     }
@@ -261,6 +280,7 @@ fn act(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn act_on_project(
     group: Vec<Selected<'_>>,
     found: &discovery::Found,
@@ -269,6 +289,7 @@ fn act_on_project(
     run_id: &str,
     errors: &mut Vec<Error>,
     progress: &Reporter,
+    command: &str,
 ) -> (Vec<RunEntry>, Vec<FolderEntry>) {
     let mut entries = Vec::new();
     let mut planned = Vec::new();
@@ -327,10 +348,23 @@ fn act_on_project(
         return (entries, Vec::new());
     }
     match kind {
-        RunKind::DryRun => {}
+        RunKind::DryRun => {
+            for (i, _) in &planned {
+                if entries[*i].status == RunStatus::Planned {
+                    entries[*i].reason = Some(format!(
+                        "a dry run changes nothing: run {command} to migrate (a backup is made first)"
+                    ));
+                }
+            }
+        }
         RunKind::Rehearse => {
             for (i, p) in planned.iter().filter(|(_, p)| !p.steps.is_empty()) {
                 rehearse_one(&mut entries[*i], p, opts, run_id, errors, progress);
+                if entries[*i].status == RunStatus::WouldSucceed {
+                    entries[*i].reason = Some(format!(
+                        "the plan succeeded on a copy: run {command} to migrate for real"
+                    ));
+                }
             }
             moves.clear();
         }
@@ -443,6 +477,7 @@ fn rehearse_one(
             };
             match &r.result {
                 Err(e) => {
+                    entry.reason = Some(e.clone());
                     entry.error = Some(e.clone());
                     errors.push(Error::Rehearsal(e.clone()));
                 }
@@ -457,6 +492,7 @@ fn rehearse_one(
         }
         Err(e) => {
             entry.status = RunStatus::WouldFail;
+            entry.reason = Some(e.to_string());
             entry.error = Some(e.to_string());
         }
     }
@@ -501,6 +537,9 @@ fn run_for_real(
     for (i, p) in planned.iter().filter(|(_, p)| !p.steps.is_empty()) {
         if failed.is_some() {
             entries[*i].status = RunStatus::Skipped;
+            entries[*i].reason = Some(
+                "not run, because another database of this project failed; nothing was changed here: fix that error, then run again".into(),
+            );
             continue;
         }
         let request = Request {
@@ -510,11 +549,15 @@ fn run_for_real(
             before: None,
         };
         let planner = |conn: &Connection, from: &Version| under_lock(p, conn, from);
-        match apply::begin(&p.path, request, planner, progress) {
+        let begun = crate::interrupt::check(&p.path)
+            .and_then(|()| apply::begin(&p.path, request, planner, progress))
+            .map_err(|e| crate::interrupt::explain(&p.path, e));
+        match begun {
             Ok(ready) => pending.push((*i, ready)),
             Err(e) => {
                 entries[*i].status = RunStatus::Failed;
                 entries[*i].error = Some(drift_hint(p, e.to_string()));
+                entries[*i].reason = entries[*i].error.clone();
                 failed = Some((*i, entries[*i].name.to_string()));
                 errors.push(e);
             }
@@ -541,6 +584,7 @@ fn run_for_real(
             Err(e) => {
                 entries[i].status = RunStatus::Failed;
                 entries[i].error = Some(e.to_string());
+                entries[i].reason = Some(e.to_string());
                 let who = entries[i].name;
                 errors.push(e);
                 // Those committed already go back to where they were, from this run's backups.
@@ -616,6 +660,12 @@ fn fill(entry: &mut RunEntry, done: &Applied) {
     entry.from = Some(done.from.to_string());
     entry.to = Some(done.to.to_string());
     entry.backup = done.backup.as_deref().map(display);
+    if let Some(b) = &entry.backup {
+        entry.reason = Some(format!(
+            "the backup {b} keeps the state before: aifp-migrate --db {} --restore puts it back",
+            entry.name
+        ));
+    }
     let planned = std::mem::take(&mut entry.steps);
     entry.steps = done
         .steps

@@ -20,7 +20,7 @@ use crate::plan::{self, Target};
 use crate::progress::Reporter;
 use crate::rehearse;
 use crate::report::{
-    BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
+    self, BackupEntry, CheckEntry, CheckStatus, RehearsalEntry, Report, RestoreEntry, RunEntry,
     RunStatus, StepEntry, VerifyEntry,
 };
 use crate::restore;
@@ -99,18 +99,26 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         None => plan_layout,
     };
     let mut found = discovery::discover(&layout, &opts.start, opts.adopt.as_deref());
+    let mut unreadable = Vec::new();
     if let Some(dir) = &opts.scan {
         if !dir.is_dir() {
             return Err(Error::ScanDirMissing(dir.clone()));
         }
-        found.locations = discovery::scan(&layout, dir);
+        let scanned = discovery::scan(&layout, dir);
+        found.locations = scanned.locations;
+        unreadable = scanned.unreadable;
     }
+    // A folder the scan could not read is reported after the projects it could, which go ahead.
+    let unreadable = unreadable
+        .into_iter()
+        .map(|(folder, message)| Error::ScanUnreadable { folder, message });
     let outcome = match &opts.mode {
         Mode::Check { only } => Ok(check::check(
             opts,
             &ctx,
             &found,
             select(&found.locations, *only),
+            *only,
         )),
         Mode::Migrate { only, goal, kind } => migrate::migrate(
             opts,
@@ -137,6 +145,7 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     };
     outcome.map(|mut o| {
         o.notes.extend(notes);
+        o.errors.extend(unreadable);
         o
     })
 }
@@ -163,6 +172,19 @@ fn context(package: Option<Package>, notes: &mut Vec<String>) -> Result<Ctx, Err
         }
     }
     Ok(Ctx { package, targets })
+}
+
+/// The command that migrates what this run looked at, with the flags that chose it: what a hint
+/// tells the user to run next.
+pub(super) fn migrate_command(opts: &Options, only: Option<DbName>) -> String {
+    let mut words = vec!["aifp-migrate".to_string()];
+    match (&opts.scan, only) {
+        (Some(dir), _) => words.push(format!("--all --scan {}", report::shell_quote(dir))),
+        (None, Some(name)) => words.push(format!("--db {}", name.as_str())),
+        (None, None) => words.push("--all".into()),
+    }
+    words.extend(opts.context_flags.iter().cloned());
+    words.join(" ")
 }
 
 pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {
