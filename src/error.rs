@@ -57,6 +57,30 @@ pub enum Error {
         keyword: String,
     },
 
+    #[error("{file} line {line}: the script holds PRAGMA {pragma}, which changes how aifp-migrate keeps its transaction; remove it (aifp-migrate sets the journal, locking and sync itself, and a schema changes through CREATE, ALTER and DROP)")]
+    ForbiddenPragma {
+        file: String,
+        line: usize,
+        pragma: &'static str,
+    },
+
+    #[error("{file} line {line}: the script holds {keyword}; remove it (a migration changes its own database only, in aifp-migrate's transaction)")]
+    Attach {
+        file: String,
+        line: usize,
+        keyword: String,
+    },
+
+    #[error("{file} line {line}: the script holds a NUL byte, where SQLite would stop reading it and skip the rest without a word; remove it")]
+    NulByte { file: String, line: usize },
+
+    #[error("{file} line {line}: `{command}` is a sqlite3 shell command, not SQL: put the SQL it stands for in the script itself")]
+    DotCommand {
+        file: String,
+        line: usize,
+        command: String,
+    },
+
     #[error("{db} not found at {path}: nothing to migrate ({hint})")]
     Missing {
         db: String,

@@ -402,6 +402,65 @@ fn each_kind_of_transaction_control_in_a_script_is_refused_with_its_line() {
 }
 
 #[test]
+fn each_statement_that_could_undo_the_transaction_is_refused_with_its_line() {
+    for (case, stmt, said) in [
+        (
+            "pragma_journal_mode",
+            "PRAGMA journal_mode = DELETE;",
+            "holds PRAGMA journal_mode,",
+        ),
+        (
+            "pragma_locking_mode",
+            "pragma main.locking_mode=EXCLUSIVE;",
+            "holds PRAGMA locking_mode,",
+        ),
+        (
+            "pragma_synchronous",
+            "PRAGMA synchronous = OFF;",
+            "holds PRAGMA synchronous,",
+        ),
+        (
+            "pragma_writable_schema",
+            "PRAGMA writable_schema = ON;",
+            "holds PRAGMA writable_schema,",
+        ),
+        (
+            "attach",
+            "ATTACH DATABASE 'other.db' AS other;",
+            "holds ATTACH;",
+        ),
+        ("detach", "DETACH other;", "holds DETACH;"),
+        (
+            "dot_read",
+            ".read more.sql\nCREATE TABLE more (x);",
+            "`.read` is a sqlite3 shell command, not SQL:",
+        ),
+        (
+            "dot_import",
+            ".import data.csv extra",
+            "`.import` is a sqlite3 shell command, not SQL:",
+        ),
+        (
+            "nul_byte",
+            "CREATE TABLE more (x);\0\nDROP TABLE notes;",
+            "holds a NUL byte,",
+        ),
+    ] {
+        let line = bad_project_set(&format!("refused_{case}"), |set| {
+            write(
+                set.join("v1.2_to_v1.3_tx.sql"),
+                format!("-- adds a table\nCREATE TABLE extra (x TEXT);\n{stmt}\n"),
+            );
+        });
+        assert!(
+            line.contains("v1.2_to_v1.3_tx.sql line 3: ") && line.contains(said),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+}
+
+#[test]
 fn transaction_control_in_a_rollback_script_is_refused_too() {
     let line = bad_project_set("transaction_control_in_rollback", |set| {
         let script = set.join("rollback/v1.2_to_v1.1_notes_enhancement.sql");
