@@ -274,20 +274,21 @@ pub fn preflight(path: &Path, probe_lock: bool) -> Result<(), Error> {
 /// Runs one script inside the open transaction, then checks and sets the version row.
 pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), Error> {
     for stmt in sql::statements(&script.sql) {
-        let failed = |message: String| Error::StepFailed {
+        let failed = |(line, message): (usize, String)| Error::StepFailed {
             path: path.to_path_buf(),
             script: script.file.clone(),
-            line: stmt.line,
+            line,
             message,
         };
         conn.execute_batch(stmt.text)
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(crate::error::statement_failure(&e, stmt.text, stmt.line)))?;
         // Planning refuses transaction control, but should a statement still end the tool's
         // transaction, stop at once rather than run the rest outside one.
         if conn.is_autocommit() {
-            return Err(failed(
+            return Err(failed((
+                stmt.line,
                 "the statement ended aifp-migrate's transaction; remove it from the script".into(),
-            ));
+            )));
         }
     }
 
@@ -314,7 +315,10 @@ pub fn run_step(conn: &Connection, path: &Path, script: &Script) -> Result<(), E
         path: path.to_path_buf(),
         script: script.file.clone(),
         line: 0,
-        message: format!("writing the version row: {e}"),
+        message: format!(
+            "writing the version row: {}",
+            crate::error::sqlite_message(&e)
+        ),
     })?;
 
     check_foreign_keys(conn, path, script)

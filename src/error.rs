@@ -108,6 +108,10 @@ pub enum Error {
     #[error("{path} has no schema_version {what}, so its version is unknown: if AIFP made it, restore a backup; otherwise move it away")]
     Unversioned { path: PathBuf, what: &'static str },
 
+    /// `problem` says what is wrong in words: "schema_version has no column version".
+    #[error("{path}: {problem}, so its version is unknown: give schema_version the shape the AIFP plan defines (id INTEGER PRIMARY KEY CHECK (id = 1), version TEXT NOT NULL, updated_at DATETIME) with its row at id 1, or restore a backup")]
+    VersionTableShape { path: PathBuf, problem: String },
+
     /// `value` as it should be shown: quoted text, or NULL.
     #[error("{path} has a malformed version {value} in schema_version: correct it by hand or restore a backup")]
     BadVersion { path: PathBuf, value: String },
@@ -237,6 +241,47 @@ fn at_line(line: usize) -> String {
     } else {
         format!(" line {line}")
     }
+}
+
+/// Where a statement of a script failed and why, on one line: SQLite's message (never the
+/// statement itself), at the line of the token SQLite points to when it names one, else at the
+/// statement's first line. `text` is the statement and `line` the line of the script it starts on.
+pub fn statement_failure(e: &rusqlite::Error, text: &str, line: usize) -> (usize, String) {
+    let (line, message) = match e {
+        rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        } => {
+            // `sql` is the part of `text` SQLite was reading, and `offset` a byte offset into it.
+            let base = text.len().saturating_sub(sql.len());
+            let at = usize::try_from(*offset).map_or(base, |o| base + o);
+            let before = text.get(..at).unwrap_or_default();
+            (line + before.matches('\n').count(), msg.clone())
+        }
+        other => (line, sqlite_message(other)),
+    };
+    (line, one_line(&message))
+}
+
+/// SQLite's own message for `e`, without the SQL text rusqlite adds to some.
+pub fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. }
+        | rusqlite::Error::SqliteFailure(_, Some(msg)) => one_line(msg),
+        other => one_line(&other.to_string()),
+    }
+}
+
+/// `text` with its control characters escaped, so that it prints on one line.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl Error {
