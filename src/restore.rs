@@ -4,6 +4,7 @@
 //! (so it can be undone), and writes through SQLite's online backup API into the live database,
 //! never by copying a file over it, so no stale `-wal` or `-journal` can mix in.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,13 +29,104 @@ pub struct Restored {
     pub saved_as: Option<PathBuf>,
 }
 
-/// Checks that `source` is a whole database fit to restore from, and (given the database's
-/// migration set) one of this database's: at a version of its set, with every table that version
-/// has. Returns its version, if any.
+/// What the tool wrote down about the backup files beside a database, gathered from the history
+/// of the database and of every one of its backups: a restore writes the backup's own history
+/// into the database, so what earlier restores recorded lives on in the states they saved.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// File names of backups taken before a change (a migrating run or a stamp).
+    taken: BTreeSet<String>,
+    /// File names of the states restores replaced.
+    replaced: BTreeSet<String>,
+}
+
+impl Recorded {
+    /// Reads the histories of the database at `db_path` and of its backups; a file that cannot
+    /// be read has nothing to say.
+    pub fn read(db_path: &Path) -> Recorded {
+        let mut files = vec![db_path.to_path_buf()];
+        files.extend(
+            backup::list(db_path)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|b| b.path),
+        );
+        let mut recorded = Recorded::default();
+        for file in files {
+            let Ok(Some(conn)) = inspect::open_existing(&file) else {
+                continue;
+            };
+            for (direction, path) in history::recorded_backups(&conn).unwrap_or_default() {
+                let Some(name) = Path::new(&path).file_name() else {
+                    continue;
+                };
+                let name = name.to_string_lossy().into_owned();
+                if direction == "restore" {
+                    recorded.replaced.insert(name);
+                } else {
+                    recorded.taken.insert(name);
+                }
+            }
+        }
+        recorded
+    }
+
+    /// Whether `file` holds a state a restore replaced (and no change was recorded as taking it).
+    fn is_replaced_state(&self, file: &Path) -> bool {
+        let name = file_name(file);
+        self.replaced.contains(&name) && !self.taken.contains(&name)
+    }
+
+    /// Whether the tool made `file` as a backup of the database at `db_path`: it sits beside the
+    /// database under a backup's exact name, and a history row names it.
+    pub fn made_by_tool(&self, db_path: &Path, file: &Path) -> bool {
+        let beside = backup::list(db_path)
+            .unwrap_or_default()
+            .iter()
+            .any(|b| same_file(&b.path, file));
+        let name = file_name(file);
+        beside && (self.taken.contains(&name) || self.replaced.contains(&name))
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The backup `--restore` puts back without `--from`: the newest file named as a backup of the
+/// database that is not a state a restore replaced (putting one back would undo that restore, and
+/// the next restore would undo this one). A backup no history names counts as a change's backup.
+pub fn newest(db_path: &Path, recorded: &Recorded) -> Result<PathBuf, Error> {
+    backup::list(db_path)
+        .map_err(|e| Error::io(db_path, &e))?
+        .into_iter()
+        .rev()
+        .find(|b| !recorded.is_replaced_state(&b.path))
+        .map(|b| b.path)
+        .ok_or_else(|| Error::NoBackup {
+            path: db_path.to_path_buf(),
+        })
+}
+
+/// Checks that `source` is a whole database fit to restore from, and, when the tool did not make
+/// it, one of this database's: at a version of its migration set, with every table that version
+/// has. A backup the tool made is always restorable, whatever its schema had drifted to.
+/// Returns its version, if any.
 pub fn check_source(
     db_path: &Path,
     source: &Path,
     set: Option<&Set>,
+    recorded: &Recorded,
 ) -> Result<Option<String>, Error> {
     let bad = |why: String| Error::BadBackup {
         path: db_path.to_path_buf(),
@@ -60,7 +152,8 @@ pub fn check_source(
         Ok(State::Versioned(v)) => Some(v),
         _ => None,
     };
-    if let (Some(set), Some(v)) = (set, &version) {
+    let foreign = set.filter(|_| !recorded.made_by_tool(db_path, source));
+    if let (Some(set), Some(v)) = (foreign, &version) {
         if !set.versions().any(|known| known == v) {
             return Err(bad(format!(
                 "its version v{v} is not a version of {}",
@@ -90,9 +183,10 @@ pub fn restore(
     db_path: &Path,
     source: &Path,
     set: Option<&Set>,
+    recorded: &Recorded,
     run_id: &str,
 ) -> Result<Restored, Error> {
-    let after = check_source(db_path, source, set)?;
+    let after = check_source(db_path, source, set, recorded)?;
     let (before, saved_as) = save_current(db_path, source)?;
 
     let src = inspect::open_for_reading(source)?;
