@@ -2,7 +2,9 @@
 //!
 //! A restore refuses a backup that fails `integrity_check`, first backs up the state it replaces
 //! (so it can be undone), and writes through SQLite's online backup API into the live database,
-//! never by copying a file over it, so no stale `-wal` or `-journal` can mix in.
+//! never by copying a file over it, so no stale `-wal` or `-journal` can mix in. It holds the write
+//! lock from saving that state to the end of the copy, so an application committing meanwhile
+//! loses no row: each is in the saved state or in the restored database.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -187,11 +189,48 @@ pub fn restore(
     run_id: &str,
 ) -> Result<Restored, Error> {
     let after = check_source(db_path, source, set, recorded)?;
-    let (before, saved_as) = save_current(db_path, source)?;
-
     let src = inspect::open_for_reading(source)?;
-    let mut live = inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    copy_pages(&src, &mut live, db_path)?;
+    let (live, before, saved_as) = match readable(db_path)? {
+        // A database SQLite reads, perhaps with an application writing to it: its state is saved
+        // and replaced under one write lock, so every row committed meanwhile is in one of them.
+        Ok(true) => {
+            let mut live = inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let saved = save_and_replace(&src, &mut live, db_path)?;
+            let before = match inspect::inspect(&saved) {
+                Ok(State::Versioned(v)) => Some(v.to_string()),
+                _ => None,
+            };
+            (live, before, Some(saved))
+        }
+        unreadable => {
+            let saved = match unreadable {
+                // No file yet: one with the backup's mode for SQLite to fill.
+                Ok(_) => {
+                    backup::create_like(source, db_path).map_err(|message| Error::Sqlite {
+                        path: db_path.to_path_buf(),
+                        message,
+                    })?;
+                    None
+                }
+                // Damaged, empty or not a database, so nothing writes to it: keep its bytes,
+                // then give SQLite an empty file (a valid empty database) to restore into.
+                Err(_) => {
+                    let saved = backup::take_raw(db_path)?;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(db_path)
+                        .map_err(|e| Error::io(db_path, &e))?;
+                    Some(saved)
+                }
+            };
+            let mut live = inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let backup = Backup::new(&src, &mut live).map_err(|e| inspect::classify(db_path, e))?;
+            copy(&backup, db_path, -1)?;
+            drop(backup);
+            (live, None, saved)
+        }
+    };
     drop(src);
 
     let entry = history::Entry {
@@ -213,60 +252,80 @@ pub fn restore(
     })
 }
 
-/// Saves what is at `db_path` before it is replaced, and leaves a file SQLite can write into:
-/// a live database stays (the backup API overwrites it through SQLite); a file SQLite cannot read
-/// is saved byte for byte and emptied; a missing one is created with the backup's mode.
-fn save_current(db_path: &Path, source: &Path) -> Result<(Option<String>, Option<PathBuf>), Error> {
-    let readable = match inspect::open_existing(db_path) {
-        Ok(None) => {
-            backup::create_like(source, db_path).map_err(|message| Error::Sqlite {
-                path: db_path.to_path_buf(),
-                message,
-            })?;
-            return Ok((None, None));
-        }
-        Ok(Some(conn)) => crate::apply::integrity(&conn, db_path, "before the restore")
-            .map(|()| inspect::read_version(&conn, db_path)),
-        Err(e) => Err(e),
-    };
-    match readable {
-        Ok(state) => {
-            let before = match state {
-                Ok(State::Versioned(v)) => Some(v.to_string()),
-                _ => None,
-            };
-            Ok((
-                before,
-                Some(backup::take(db_path, &crate::progress::silent())?),
-            ))
-        }
-        Err(_) => {
-            // Damaged, empty or not a database: keep its bytes, then give SQLite an empty file
-            // (a valid empty database) to restore into.
-            let saved = backup::take_raw(db_path)?;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(db_path)
-                .map_err(|e| Error::Sqlite {
-                    path: db_path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
-            Ok((None, Some(saved)))
-        }
+/// Whether the file at `db_path` is a database SQLite reads whole (`Ok(false)`: there is none;
+/// `Err`: it is damaged or not a database at all). A lock held elsewhere is no damage: the
+/// restore fails on it, without touching the file.
+fn readable(db_path: &Path) -> Result<Result<bool, Error>, Error> {
+    let checked = inspect::open_existing(db_path).and_then(|conn| match conn {
+        None => Ok(false),
+        Some(conn) => crate::apply::integrity(&conn, db_path, "before the restore").map(|()| true),
+    });
+    match checked {
+        Err(e @ Error::Locked { .. }) => Err(e),
+        other => Ok(other),
     }
 }
 
-/// Copies every page of `src` into `live` in one step, waiting for other processes' locks.
-fn copy_pages(src: &Connection, live: &mut Connection, db_path: &Path) -> Result<(), Error> {
-    let backup = Backup::new(src, live).map_err(|e| inspect::classify(db_path, e))?;
+/// Takes the write lock on the live database, saves its state as a new backup and copies every
+/// page of `src` into it, releasing the lock only once the copy is committed; returns the saved
+/// state's path. Should the copy fail, the database is as it was and the saved state is removed.
+///
+/// SQLite's backup API cannot write into a connection with a transaction open, so the lock is
+/// held by the copy itself: in WAL mode, a first step that copies nothing already holds the WAL
+/// write lock, while readers (the save among them) go on; in rollback-journal mode that step
+/// would take the EXCLUSIVE lock, which shuts readers out too, so the connection is put in
+/// exclusive locking mode instead, where the RESERVED lock of a `BEGIN IMMEDIATE` outlives it.
+fn save_and_replace(
+    src: &Connection,
+    live: &mut Connection,
+    db_path: &Path,
+) -> Result<PathBuf, Error> {
+    let classify = |e| inspect::classify(db_path, e);
+    let journal: String = live
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(classify)?;
+    let wal = journal.eq_ignore_ascii_case("wal");
+    if !wal {
+        // The lock first, in normal mode, whose retries let go of the read lock in between (in
+        // exclusive mode they would not, and a writer waiting to commit would wait on us).
+        live.execute_batch("BEGIN IMMEDIATE; PRAGMA locking_mode = EXCLUSIVE; ROLLBACK;")
+            .map_err(classify)?;
+    }
+    let saved = {
+        let backup = Backup::new(src, live).map_err(classify)?;
+        if wal {
+            copy(&backup, db_path, 0)?;
+        }
+        let saved = backup::take(db_path, &crate::progress::silent())?;
+        if let Err(e) = copy(&backup, db_path, -1) {
+            let _ = std::fs::remove_file(&saved);
+            return Err(e);
+        }
+        saved
+    };
+    if !wal {
+        // Back to normal locking: the next transaction (the history row) releases the lock,
+        // and its COMMIT deletes the journal as usual.
+        live.execute_batch("PRAGMA locking_mode = NORMAL")
+            .map_err(classify)?;
+    }
+    Ok(saved)
+}
+
+/// Steps `backup` (`pages` at a time: -1 for all, 0 to take the destination's lock only) until
+/// it is done or, for 0, has the lock; waits for other processes' locks up to `LOCK_WAIT`.
+fn copy(backup: &Backup<'_, '_>, db_path: &Path, pages: i32) -> Result<(), Error> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match backup.step(-1).map_err(|e| inspect::classify(db_path, e))? {
+        match backup
+            .step(pages)
+            .map_err(|e| inspect::classify(db_path, e))?
+        {
             StepResult::Done => return Ok(()),
+            StepResult::More if pages == 0 => return Ok(()),
             StepResult::More => {}
             StepResult::Busy | StepResult::Locked if Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
             _ => {
                 return Err(Error::Locked {

@@ -168,6 +168,177 @@ fn a_from_file_that_is_another_database_is_still_refused_even_under_a_backup_nam
         );
         assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
         assert_eq!(schema(&core), core_schema);
-        assert_eq!(backups(&core), [disguised.clone()], "a state was saved");
+        assert_eq!(
+            backups(&core),
+            std::slice::from_ref(&disguised),
+            "a state was saved"
+        );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A live application writing while a restore runs (SPEC Guarantee 5)
+
+/// The application: when this test binary is run with `HOSTILE_WRITER_DB` set (and this test's
+/// name as filter), it inserts rows with increasing ids into `live_rows` in autocommit, one about
+/// every 2 ms, retrying while the database is locked, and appends each id to `HOSTILE_WRITER_LOG`
+/// once its COMMIT returned, until the file `HOSTILE_WRITER_STOP` exists. Run normally, it does
+/// nothing.
+#[test]
+fn live_writer_child() {
+    use std::io::Write;
+    let (Ok(db), Ok(log), Ok(stop)) = (
+        std::env::var("HOSTILE_WRITER_DB"),
+        std::env::var("HOSTILE_WRITER_LOG"),
+        std::env::var("HOSTILE_WRITER_STOP"),
+    ) else {
+        return;
+    };
+    let conn = Connection::open(&db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(20))
+        .unwrap();
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let mut id: i64 = 0;
+    while !Path::new(&stop).exists() {
+        id += 1;
+        loop {
+            match conn.execute("INSERT INTO live_rows (id) VALUES (?1)", [id]) {
+                Ok(_) => break,
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        )
+                    ) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(e) => panic!("insert {id}: {e:?}"),
+            }
+        }
+        writeln!(log, "{id}").unwrap();
+        log.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// The ids in `live_rows` of the database at `path`.
+fn live_ids(path: &Path) -> std::collections::BTreeSet<i64> {
+    let conn = open(path);
+    let mut stmt = conn.prepare("SELECT id FROM live_rows").unwrap();
+    let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+    ids.map(Result::unwrap).collect()
+}
+
+/// The ids the writer logged as committed so far.
+fn logged(log: &Path) -> Vec<i64> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect()
+}
+
+/// Restores project.db (journal mode `journal`) `rounds` times while the writer commits, then
+/// checks that every id the writer saw committed is in the restored database or in a state one
+/// of the restores saved.
+fn restores_lose_no_committed_row(journal: &str, rounds: usize) {
+    let env = Env::new();
+    let db = env.init_db("project");
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", journal).unwrap();
+    conn.execute_batch("CREATE TABLE live_rows (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    drop(conn);
+    // The migrating run's backup is what each restore puts back: live_rows, empty.
+    env.run(&["--db", "project"]).expect(0);
+
+    let log = env.tmp.path().join("committed.log");
+    let stop = env.tmp.path().join("stop");
+    let mut writer = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "live_writer_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HOSTILE_WRITER_DB", &db)
+        .env("HOSTILE_WRITER_LOG", &log)
+        .env("HOSTILE_WRITER_STOP", &stop)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while logged(&log).len() < n {
+            assert!(std::time::Instant::now() < deadline, "the writer stalled");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    wait_for(20);
+    let mut saved = Vec::new();
+    for round in 0..rounds {
+        let started = std::time::Instant::now();
+        let (_, state) = from_and_saved(&restore(&env, "project", &[]));
+        eprintln!(
+            "{journal} round {round}: {} committed, restore took {:?}",
+            logged(&log).len(),
+            started.elapsed()
+        );
+        saved.push(state);
+        // Let the writer commit a few rows into the restored database before the next round.
+        wait_for(logged(&log).len() + 10 + round);
+    }
+    std::fs::write(&stop, "").unwrap();
+    let status = writer.wait().unwrap();
+    assert!(status.success(), "the writer failed: {status}");
+
+    let committed = logged(&log);
+    let mut kept = live_ids(&db);
+    for state in &saved {
+        kept.extend(live_ids(state));
+    }
+    let lost: Vec<i64> = committed
+        .iter()
+        .copied()
+        .filter(|id| !kept.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{journal}: {} of {} committed rows are neither in the restored database nor in a saved state: {lost:?}",
+        lost.len(),
+        committed.len()
+    );
+    assert!(
+        !live_ids(&db).is_empty(),
+        "no row was committed after the last restore"
+    );
+    assert!(
+        saved.iter().all(|s| !live_ids(s).is_empty()),
+        "a saved state holds no row"
+    );
+    assert_eq!(version(&db), "1.0");
+    // Nothing of the restores' own is left beside the database: no journal, no unfinished copy.
+    let folder: Vec<String> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("project.db.backup_") && n.as_str() != "project.db")
+        .filter(|n| !(journal == "wal" && (n == "project.db-wal" || n == "project.db-shm")))
+        .collect();
+    assert!(folder.is_empty(), "left beside the database: {folder:?}");
+}
+
+#[test]
+fn a_restore_loses_no_row_a_live_application_commits_in_wal_mode() {
+    restores_lose_no_committed_row("wal", 5);
+}
+
+#[test]
+fn a_restore_loses_no_row_a_live_application_commits_in_rollback_journal_mode() {
+    restores_lose_no_committed_row("delete", 5);
 }
