@@ -317,3 +317,26 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_statement_is_placed_at_the_line_sqlite_points_to_with_its_message_alone() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let text = "CREATE TABLE a (\n  x TEXT,\n  y TEXT DEFAULT,\n  z TEXT\n);";
+        let e = conn.execute_batch(text).unwrap_err();
+        assert_eq!(
+            statement_failure(&e, text, 10),
+            (12, "near \",\": syntax error".to_string())
+        );
+        // An error while running: the statement's first line.
+        let text = "INSERT INTO\n  missing VALUES (1);";
+        let e = conn.execute_batch(text).unwrap_err();
+        let (line, message) = statement_failure(&e, text, 4);
+        assert!((4..=5).contains(&line), "{line}");
+        assert_eq!(message, "no such table: missing");
+        assert_eq!(one_line("a\nb\tc"), "a\\nb\\tc");
+    }
+}
