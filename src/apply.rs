@@ -483,13 +483,15 @@ fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames
         None => &sql::statements(&step.sql),
     };
     for stmt in statements {
-        let failed = |message: String| Error::StepFailed {
-            path: path.to_path_buf(),
-            script: step.file.clone(),
-            line: stmt.line,
-            message,
-        };
-        execute(conn, stmt.text).map_err(|e| failed(sqlite_message(&e)))?;
+        execute(conn, stmt.text).map_err(|e| {
+            let (line, message) = crate::error::statement_failure(&e, stmt.text, stmt.line);
+            Error::StepFailed {
+                path: path.to_path_buf(),
+                script: step.file.clone(),
+                line,
+                message,
+            }
+        })?;
         // Planning refuses transaction control, but should a statement still end the tool's
         // transaction, stop at once rather than run the rest outside one.
         if conn.is_autocommit() {
@@ -513,7 +515,7 @@ pub fn execute(conn: &Connection, text: &str) -> rusqlite::Result<()> {
     match conn.execute_batch(text) {
         Err(e)
             if sql::rename(text).is_some_and(|r| r.column.is_none()) && {
-                let m = sqlite_message(&e);
+                let m = crate::error::sqlite_message(&e);
                 m.starts_with("error in view") || m.starts_with("error in trigger")
             } =>
         {
@@ -523,15 +525,6 @@ pub fn execute(conn: &Connection, text: &str) -> rusqlite::Result<()> {
             retried
         }
         other => other,
-    }
-}
-
-/// SQLite's own message for an error, without the statement rusqlite may append.
-pub fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -594,7 +587,10 @@ fn set_step_version(conn: &Connection, path: &Path, step: &Step) -> Result<(), E
         path: path.to_path_buf(),
         script: step.file.clone(),
         line: 0,
-        message: format!("writing the version row: {e}"),
+        message: format!(
+            "writing the version row: {}",
+            crate::error::sqlite_message(&e)
+        ),
     })?;
     Ok(())
 }
@@ -615,7 +611,7 @@ fn check_compiles(conn: &Connection, path: &Path, step: &Step) -> Result<(), Err
         Error::Dangling {
             path: path.to_path_buf(),
             step: step.file.clone(),
-            message: sqlite_message(&e),
+            message: crate::error::sqlite_message(&e),
         }
     })
 }

@@ -1,8 +1,9 @@
 //! What scripts exist: one migration set per database, read from a folder or built into the binary.
 //!
 //! A set is read whole and checked before any database is touched: every `.sql` name must parse,
-//! every script must be UTF-8 without transaction control of its own, and no two scripts may start
-//! at the same version in the same direction.
+//! every script must be UTF-8 without transaction control of its own (nor anything else that could
+//! undo what that transaction relies on), and no two scripts may start at the same version in the
+//! same direction.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 
 use crate::error::Error;
-use crate::sql;
+use crate::sql::{self, Refusal};
 use crate::version::Version;
 
 static BUILT_IN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
@@ -270,6 +271,39 @@ fn parse_name(file: &str) -> Option<Name> {
     })
 }
 
+/// Refuses a script that could switch off what the tool's transaction relies on, or that SQLite
+/// would read only in part: the first such statement, by its line.
+fn refuse_unsafe(file: &str, sql: &str) -> Result<(), Error> {
+    let file = file.to_string();
+    if let Some(line) = sql::nul_line(sql) {
+        return Err(Error::NulByte { file, line });
+    }
+    let Some((line, refusal)) = sql::statements(sql)
+        .iter()
+        .find_map(|s| s.refusal().map(|r| (s.line, r)))
+    else {
+        return Ok(());
+    };
+    Err(match refusal {
+        Refusal::TransactionControl(keyword) => Error::TransactionControl {
+            file,
+            line,
+            keyword,
+        },
+        Refusal::Pragma(pragma) => Error::ForbiddenPragma { file, line, pragma },
+        Refusal::Attach(keyword) => Error::Attach {
+            file,
+            line,
+            keyword,
+        },
+        Refusal::DotCommand(command) => Error::DotCommand {
+            file,
+            line,
+            command,
+        },
+    })
+}
+
 /// Checks the names and texts of a set's files and sorts them into a `Set`.
 pub fn parse_set(name: &str, mut files: Vec<RawFile>) -> Result<Set, Error> {
     files.sort_by(|a, b| (a.rollback, &a.name).cmp(&(b.rollback, &b.name)));
@@ -284,16 +318,7 @@ pub fn parse_set(name: &str, mut files: Vec<RawFile>) -> Result<Set, Error> {
         let sql = String::from_utf8(f.bytes).map_err(|_| Error::NotUtf8 {
             file: f.origin.clone(),
         })?;
-        if let Some(s) = sql::statements(&sql)
-            .into_iter()
-            .find(|s| sql::FORBIDDEN.contains(&s.keyword.as_str()))
-        {
-            return Err(Error::TransactionControl {
-                file: f.origin,
-                line: s.line,
-                keyword: s.keyword,
-            });
-        }
+        refuse_unsafe(&f.origin, &sql)?;
         let wrong = |problem: &str| Error::WrongDirection {
             file: f.origin.clone(),
             problem: problem.to_string(),

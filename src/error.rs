@@ -60,6 +60,30 @@ pub enum Error {
         keyword: String,
     },
 
+    #[error("{file} line {line}: the script holds PRAGMA {pragma}, which changes how aifp-migrate keeps its transaction; remove it (aifp-migrate sets the journal, locking and sync itself, and a schema changes through CREATE, ALTER and DROP)")]
+    ForbiddenPragma {
+        file: String,
+        line: usize,
+        pragma: &'static str,
+    },
+
+    #[error("{file} line {line}: the script holds {keyword}; remove it (a migration changes its own database only, in aifp-migrate's transaction)")]
+    Attach {
+        file: String,
+        line: usize,
+        keyword: String,
+    },
+
+    #[error("{file} line {line}: the script holds a NUL byte, where SQLite would stop reading it and skip the rest without a word; remove it")]
+    NulByte { file: String, line: usize },
+
+    #[error("{file} line {line}: `{command}` is a sqlite3 shell command, not SQL: put the SQL it stands for in the script itself")]
+    DotCommand {
+        file: String,
+        line: usize,
+        command: String,
+    },
+
     #[error("{db} not found at {path}: nothing to migrate ({hint})")]
     Missing {
         db: String,
@@ -97,6 +121,10 @@ pub enum Error {
 
     #[error("{path} has no schema_version {what}, so its version is unknown: if AIFP made it, restore a backup; otherwise move it away")]
     Unversioned { path: PathBuf, what: &'static str },
+
+    /// `problem` says what is wrong in words: "schema_version has no column version".
+    #[error("{path}: {problem}, so its version is unknown: give schema_version the shape the AIFP plan defines (id INTEGER PRIMARY KEY CHECK (id = 1), version TEXT NOT NULL, updated_at DATETIME) with its row at id 1, or restore a backup")]
+    VersionTableShape { path: PathBuf, problem: String },
 
     /// `value` as it should be shown: quoted text, or NULL.
     #[error("{path} has a malformed version {value} in schema_version: correct it by hand or restore a backup")]
@@ -317,6 +345,47 @@ fn at_line_colon(line: usize) -> String {
     }
 }
 
+/// Where a statement of a script failed and why, on one line: SQLite's message (never the
+/// statement itself), at the line of the token SQLite points to when it names one, else at the
+/// statement's first line. `text` is the statement and `line` the line of the script it starts on.
+pub fn statement_failure(e: &rusqlite::Error, text: &str, line: usize) -> (usize, String) {
+    let (line, message) = match e {
+        rusqlite::Error::SqlInputError {
+            msg, sql, offset, ..
+        } => {
+            // `sql` is the part of `text` SQLite was reading, and `offset` a byte offset into it.
+            let base = text.len().saturating_sub(sql.len());
+            let at = usize::try_from(*offset).map_or(base, |o| base + o);
+            let before = text.get(..at).unwrap_or_default();
+            (line + before.matches('\n').count(), msg.clone())
+        }
+        other => (line, sqlite_message(other)),
+    };
+    (line, one_line(&message))
+}
+
+/// SQLite's own message for `e`, without the SQL text rusqlite adds to some.
+pub fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. }
+        | rusqlite::Error::SqliteFailure(_, Some(msg)) => one_line(msg),
+        other => one_line(&other.to_string()),
+    }
+}
+
+/// `text` with its control characters escaped, so that it prints on one line.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl Error {
     /// The process exit code this error maps to (SPEC: 1 failure, 2 usage error).
     pub fn exit_code(&self) -> u8 {
@@ -350,5 +419,28 @@ impl Error {
             path: path.to_path_buf(),
             message: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_statement_is_placed_at_the_line_sqlite_points_to_with_its_message_alone() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let text = "CREATE TABLE a (\n  x TEXT,\n  y TEXT DEFAULT,\n  z TEXT\n);";
+        let e = conn.execute_batch(text).unwrap_err();
+        assert_eq!(
+            statement_failure(&e, text, 10),
+            (12, "near \",\": syntax error".to_string())
+        );
+        // An error while running: the statement's first line.
+        let text = "INSERT INTO\n  missing VALUES (1);";
+        let e = conn.execute_batch(text).unwrap_err();
+        let (line, message) = statement_failure(&e, text, 4);
+        assert!((4..=5).contains(&line), "{line}");
+        assert_eq!(message, "no such table: missing");
+        assert_eq!(one_line("a\nb\tc"), "a\\nb\\tc");
     }
 }

@@ -145,15 +145,16 @@ pub fn changed_scripts(conn: &Connection, set: &Set) -> rusqlite::Result<Vec<Cha
     Ok(out)
 }
 
-/// The backups that hold the states restores replaced (their undo files).
-pub fn replaced_by_restores(conn: &Connection) -> rusqlite::Result<Vec<PathBuf>> {
+/// Every backup this history names, with the direction of the row that names it: `up`, `down`
+/// or `stamp` for a backup taken before a change, `restore` for the state a restore replaced.
+pub fn recorded_backups(conn: &Connection) -> rusqlite::Result<Vec<(String, PathBuf)>> {
     if !has_table(conn)? {
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare(
-        "SELECT backup FROM aifp_migrate_history WHERE direction = 'restore' AND backup IS NOT NULL",
+        "SELECT direction, backup FROM aifp_migrate_history WHERE backup IS NOT NULL ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| Ok(value_path(r.get_ref(0)?)))?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, value_path(r.get_ref(1)?))))?;
     rows.collect()
 }
 

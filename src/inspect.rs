@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::error::Error;
 use crate::version::Version;
@@ -210,12 +210,41 @@ pub fn read_version(conn: &Connection, path: &Path) -> Result<State, Error> {
     if !has_table {
         return Ok(State::Unversioned { what: "table" });
     }
+    let shape = |problem: String| Error::VersionTableShape {
+        path: path.to_path_buf(),
+        problem,
+    };
+    // Said in words here, before the queries below would fail with the tool's own SQL.
+    let columns: Vec<String> = conn
+        .prepare("SELECT lower(name) FROM pragma_table_info('schema_version')")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| classify(path, e))?;
+    if let Some(missing) = ["id", "version"]
+        .into_iter()
+        .find(|c| !columns.iter().any(|have| have == c))
+    {
+        return Err(shape(format!("schema_version has no column {missing}")));
+    }
     let mut stmt = conn
         .prepare("SELECT version FROM schema_version WHERE id = 1")
         .map_err(|e| classify(path, e))?;
     let mut rows = stmt.query([]).map_err(|e| classify(path, e))?;
     let Some(row) = rows.next().map_err(|e| classify(path, e))? else {
-        return Ok(State::Unversioned { what: "row" });
+        let other: Option<String> = conn
+            .query_row(
+                "SELECT quote(id) FROM schema_version ORDER BY rowid LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| classify(path, e))?;
+        return match other {
+            Some(id) => Err(shape(format!(
+                "schema_version has no row with id 1 (its first row has id {})",
+                crate::error::one_line(&id)
+            ))),
+            None => Ok(State::Unversioned { what: "row" }),
+        };
     };
     let (text, shown) = match row.get_ref(0).map_err(|e| classify(path, e))? {
         ValueRef::Text(t) => {

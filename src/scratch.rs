@@ -39,13 +39,17 @@ pub fn replay(set: &Set, version: &Version) -> Result<Connection, Error> {
     // As in a real run: pragmas first, then one transaction (never committed: it is scratch).
     conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN;")
         .map_err(|e| Error::sqlite(scratch, e))?;
-    conn.execute_batch(&initial.sql)
-        .map_err(|e| Error::StepFailed {
-            path: scratch.to_path_buf(),
-            script: initial.file.clone(),
-            line: 0,
-            message: e.to_string(),
+    for stmt in crate::sql::statements(&initial.sql) {
+        conn.execute_batch(stmt.text).map_err(|e| {
+            let (line, message) = crate::error::statement_failure(&e, stmt.text, stmt.line);
+            Error::StepFailed {
+                path: scratch.to_path_buf(),
+                script: initial.file.clone(),
+                line,
+                message,
+            }
         })?;
+    }
     // The tool owns the version row: an initial schema that does not write it still gets it.
     crate::apply::set_version(&conn, &initial.to).map_err(|e| Error::StepFailed {
         path: scratch.to_path_buf(),
@@ -142,7 +146,7 @@ pub fn target_sql(origin: &str, text: &str) -> Result<Target, Error> {
         .map_err(|e| broken(0, e.to_string()))?;
     for stmt in sql::statements(text) {
         conn.execute_batch(stmt.text)
-            .map_err(|e| broken(stmt.line, crate::apply::sqlite_message(&e)))?;
+            .map_err(|e| broken(stmt.line, crate::error::sqlite_message(&e)))?;
     }
     let version = match crate::inspect::read_version(&conn, Path::new(origin)) {
         Ok(crate::inspect::State::Versioned(v)) => v,

@@ -24,6 +24,69 @@ pub const FORBIDDEN: [&str; 7] = [
     "VACUUM",
 ];
 
+/// The pragmas that change how the tool's transaction is kept (journal, locks, syncing) or let a
+/// script write `sqlite_master` by hand.
+pub const FORBIDDEN_PRAGMAS: [&str; 4] = [
+    "journal_mode",
+    "locking_mode",
+    "synchronous",
+    "writable_schema",
+];
+
+/// Why a statement may not run inside the tool's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// `BEGIN`, `COMMIT`, … or `VACUUM` (one of `FORBIDDEN`).
+    TransactionControl(String),
+    /// One of `FORBIDDEN_PRAGMAS`, set or queried.
+    Pragma(&'static str),
+    /// `ATTACH` or `DETACH`.
+    Attach(String),
+    /// A sqlite3 shell command such as `.read`, named with its dot.
+    DotCommand(String),
+}
+
+impl Statement<'_> {
+    /// Why this statement must not run in the tool's transaction, if it must not.
+    pub fn refusal(&self) -> Option<Refusal> {
+        let keyword = self.keyword.as_str();
+        if FORBIDDEN.contains(&keyword) {
+            return Some(Refusal::TransactionControl(self.keyword.clone()));
+        }
+        if keyword == "ATTACH" || keyword == "DETACH" {
+            return Some(Refusal::Attach(self.keyword.clone()));
+        }
+        if keyword == "PRAGMA" {
+            // `PRAGMA name …` or `PRAGMA schema.name …`.
+            let words = tokens(self.text);
+            let name = match words.get(2).map(String::as_str) {
+                Some(".") => words.get(3),
+                _ => words.get(1),
+            };
+            return FORBIDDEN_PRAGMAS
+                .into_iter()
+                .find(|p| name.is_some_and(|n| n == p))
+                .map(Refusal::Pragma);
+        }
+        // The sqlite3 shell reads a line that starts with `.` where a statement would begin as
+        // one of its own commands; SQLite itself would fail on it, or worse, on what follows.
+        let command = self.text.strip_prefix('.')?;
+        let len = command
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || b == b'_'))
+            .unwrap_or(command.len());
+        (len > 0 && command.as_bytes()[0].is_ascii_alphabetic())
+            .then(|| Refusal::DotCommand(format!(".{}", &command[..len])))
+    }
+}
+
+/// The line of the first NUL byte in `sql`, if it holds one: SQLite stops reading a script there,
+/// so whatever follows would be skipped without a word.
+pub fn nul_line(sql: &str) -> Option<usize> {
+    let at = sql.bytes().position(|b| b == 0)?;
+    Some(1 + sql.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token<'a> {
     Word(&'a str),
@@ -454,6 +517,57 @@ mod tests {
             ]
         );
         assert_eq!(statements(sql)[2].line, 3);
+    }
+
+    fn refusals(sql: &str) -> Vec<Option<Refusal>> {
+        statements(sql).iter().map(Statement::refusal).collect()
+    }
+
+    #[test]
+    fn pragmas_that_change_how_the_transaction_is_kept_are_refused_with_or_without_a_schema() {
+        use Refusal::Pragma;
+        assert_eq!(
+            refusals(
+                "PRAGMA journal_mode = DELETE;\npragma main.LOCKING_MODE=exclusive;\n\
+                 PRAGMA \"synchronous\" = OFF; PRAGMA writable_schema;\n\
+                 PRAGMA foreign_keys = ON; PRAGMA user_version = 3; PRAGMA main.table_info(a);"
+            ),
+            [
+                Some(Pragma("journal_mode")),
+                Some(Pragma("locking_mode")),
+                Some(Pragma("synchronous")),
+                Some(Pragma("writable_schema")),
+                None,
+                None,
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn attach_detach_and_shell_commands_are_refused_but_a_dot_inside_a_statement_is_not() {
+        let found = refusals(
+            "attach 'x.db' AS x;\nDETACH x;\n.read more.sql\nCREATE TABLE a(x);\n\
+             SELECT a\n.x FROM a;\nSELECT .5;",
+        );
+        assert_eq!(
+            found,
+            [
+                Some(Refusal::Attach("ATTACH".into())),
+                Some(Refusal::Attach("DETACH".into())),
+                Some(Refusal::DotCommand(".read".into())),
+                None,
+                None
+            ]
+        );
+        assert_eq!(statements("CREATE TABLE a(x);\n.import f a\n")[1].line, 2);
+    }
+
+    #[test]
+    fn the_first_nul_byte_is_found_with_its_line() {
+        assert_eq!(nul_line("CREATE TABLE a(x);\n\nDROP\0 TABLE a;"), Some(3));
+        assert_eq!(nul_line("\0"), Some(1));
+        assert_eq!(nul_line("SELECT 1;"), None);
     }
 
     #[test]

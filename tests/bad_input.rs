@@ -402,6 +402,140 @@ fn each_kind_of_transaction_control_in_a_script_is_refused_with_its_line() {
 }
 
 #[test]
+fn each_statement_that_could_undo_the_transaction_is_refused_with_its_line() {
+    for (case, stmt, said) in [
+        (
+            "pragma_journal_mode",
+            "PRAGMA journal_mode = DELETE;",
+            "holds PRAGMA journal_mode,",
+        ),
+        (
+            "pragma_locking_mode",
+            "pragma main.locking_mode=EXCLUSIVE;",
+            "holds PRAGMA locking_mode,",
+        ),
+        (
+            "pragma_synchronous",
+            "PRAGMA synchronous = OFF;",
+            "holds PRAGMA synchronous,",
+        ),
+        (
+            "pragma_writable_schema",
+            "PRAGMA writable_schema = ON;",
+            "holds PRAGMA writable_schema,",
+        ),
+        (
+            "attach",
+            "ATTACH DATABASE 'other.db' AS other;",
+            "holds ATTACH;",
+        ),
+        ("detach", "DETACH other;", "holds DETACH;"),
+        (
+            "dot_read",
+            ".read more.sql\nCREATE TABLE more (x);",
+            "`.read` is a sqlite3 shell command, not SQL:",
+        ),
+        (
+            "dot_import",
+            ".import data.csv extra",
+            "`.import` is a sqlite3 shell command, not SQL:",
+        ),
+        (
+            "nul_byte",
+            "CREATE TABLE more (x);\0\nDROP TABLE notes;",
+            "holds a NUL byte,",
+        ),
+    ] {
+        let line = bad_project_set(&format!("refused_{case}"), |set| {
+            write(
+                set.join("v1.2_to_v1.3_tx.sql"),
+                format!("-- adds a table\nCREATE TABLE extra (x TEXT);\n{stmt}\n"),
+            );
+        });
+        assert!(
+            line.contains("v1.2_to_v1.3_tx.sql line 3: ") && line.contains(said),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+    }
+}
+
+#[test]
+fn a_failing_statement_is_named_by_its_line_and_sqlite_message_never_by_its_text() {
+    for (case, sql, at) in [
+        (
+            "failing_alter_on_a_missing_table",
+            "-- adds a column to a table that is not there\n\
+             CREATE TABLE extra (\n\
+             \x20   id INTEGER PRIMARY KEY,\n\
+             \x20   x TEXT\n\
+             );\n\
+             \n\
+             ALTER TABLE no_such_table\n\
+             \x20   ADD COLUMN y TEXT;\n",
+            "line 7 failed: no such table: no_such_table;",
+        ),
+        (
+            "failing_create_with_a_syntax_error",
+            "-- a typo in the fourth line of a statement\n\
+             CREATE TABLE extra (\n\
+             \x20   id INTEGER PRIMARY KEY,\n\
+             \x20   x TEXT,\n\
+             \x20   y TEXT DEFAULT,\n\
+             \x20   z TEXT\n\
+             );\n",
+            "line 5 failed: near \",\": syntax error;",
+        ),
+    ] {
+        let env = Env::new();
+        env.init_all();
+        write(env.migrations.join("project/v1.2_to_v1.3_bad.sql"), sql);
+        let run = refused(&env, &["--db", "project"], 1);
+        let line = scrub(&env, &run.stderr());
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(
+            line.contains(&format!("project.db: v1.2_to_v1.3_bad.sql {at}")),
+            "{line}"
+        );
+        assert!(
+            !line.contains("CREATE") && !line.contains("ALTER"),
+            "{line}"
+        );
+        assert_eq!(version(&env.db("project")), "1.0");
+        insta::assert_snapshot!(case, line);
+    }
+}
+
+#[test]
+fn a_schema_version_table_of_the_wrong_shape_is_described_in_words() {
+    for (case, table) in [
+        (
+            "version_table_without_version",
+            "CREATE TABLE schema_version (id INTEGER PRIMARY KEY, v TEXT, updated_at DATETIME);\n\
+             INSERT INTO schema_version (id, v) VALUES (1, '1.0');",
+        ),
+        (
+            "version_table_without_id",
+            "CREATE TABLE schema_version (version TEXT, updated_at DATETIME);\n\
+             INSERT INTO schema_version (version) VALUES ('1.0');",
+        ),
+        (
+            "version_table_row_not_at_id_1",
+            "CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version TEXT, updated_at DATETIME);\n\
+             INSERT INTO schema_version (id, version) VALUES (2, '1.0');",
+        ),
+    ] {
+        let line = bad_project_db(case, "error", |path| {
+            let conn = Connection::open(path).unwrap();
+            conn.execute_batch(&format!("DROP TABLE schema_version;\n{table}"))
+                .unwrap();
+        });
+        assert!(line.contains(": schema_version has "), "{line}");
+        assert!(!line.contains("SELECT"), "{line}");
+    }
+}
+
+#[test]
 fn transaction_control_in_a_rollback_script_is_refused_too() {
     let line = bad_project_set("transaction_control_in_rollback", |set| {
         let script = set.join("rollback/v1.2_to_v1.1_notes_enhancement.sql");

@@ -26,27 +26,19 @@ pub(super) fn restore_one(
     from: Option<&Path>,
 ) -> Result<Outcome, Error> {
     let path = named_path(found, name)?;
+    let recorded = restore::Recorded::read(&path);
     let source = match from {
         Some(file) => file.to_path_buf(),
-        None => {
-            // The states earlier restores replaced are backups too, but putting one back would
-            // undo that restore: the newest backup meant is the newest of the others.
-            let replaced = inspect::open_existing(&path)
-                .ok()
-                .flatten()
-                .and_then(|conn| history::replaced_by_restores(&conn).ok())
-                .unwrap_or_default();
-            backup::list(&path)
-                .map_err(|e| Error::io(&path, &e))?
-                .into_iter()
-                .rev()
-                .find(|b| !replaced.contains(&b.path))
-                .map(|b| b.path)
-                .ok_or_else(|| Error::NoBackup { path: path.clone() })?
-        }
+        None => restore::newest(&path, &recorded)?,
     };
     let set = catalog::load(root, name.as_str()).ok();
-    let done = restore::restore(&path, &source, set.as_ref(), &history::new_run_id())?;
+    let done = restore::restore(
+        &path,
+        &source,
+        set.as_ref(),
+        &recorded,
+        &history::new_run_id(),
+    )?;
     Ok(Outcome {
         report: Report::Restore {
             restored: vec![restore_entry(name, &path, &source, done)],
@@ -92,8 +84,9 @@ pub(super) fn restore_last_run(
         match history::backup_of_run(&conn, &run_id) {
             Ok(Some(source)) => {
                 let set = catalog::load(root, name.as_str()).ok();
-                match restore::check_source(&path, &source, set.as_ref()) {
-                    Ok(_) => plan.push((name, path, source, set)),
+                let recorded = restore::Recorded::read(&path);
+                match restore::check_source(&path, &source, set.as_ref(), &recorded) {
+                    Ok(_) => plan.push((name, path, source, set, recorded)),
                     Err(e) => errors.push(e),
                 }
             }
@@ -108,8 +101,8 @@ pub(super) fn restore_last_run(
     }
     let run_id = history::new_run_id();
     let mut restored = Vec::new();
-    for (name, path, source, set) in plan {
-        let done = restore::restore(&path, &source, set.as_ref(), &run_id)?;
+    for (name, path, source, set, recorded) in plan {
+        let done = restore::restore(&path, &source, set.as_ref(), &recorded, &run_id)?;
         restored.push(restore_entry(name, &path, &source, done));
     }
     Ok(Outcome {
