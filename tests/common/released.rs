@@ -100,8 +100,7 @@ pub const RELEASES: &[Release] = &[
 /// The per-project databases, in the order AIFP creates them.
 pub const DATABASES: [&str; 3] = ["project", "user_preferences", "user_directives"];
 
-/// Rows every built project holds that break a foreign key on purpose: (database, table, rowid,
-/// parent table), as `PRAGMA foreign_key_check` reports them.
+/// The rows every built project breaks a foreign key with, on purpose: (database, table, rowid, parent).
 pub const BROKEN: &[(&str, &str, i64, &str)] = &[
     ("project", "functions", 13, "files"),
     ("project", "tasks", 9, "milestones"),
@@ -131,8 +130,7 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/released")
 }
 
-/// The text of the schema file that builds `db` ("project", "user_preferences",
-/// "user_directives" or "core") at `version`, in `flavour`'s variant where there are two.
+/// The schema file building `db` (a per-project database or "core") at `version`, in `flavour`'s variant.
 pub fn schema_sql(db: &str, version: &str, flavour: Flavour) -> String {
     let folder = match db {
         "aifp_core" | "aimfp_core" => "core",
@@ -149,9 +147,7 @@ pub fn schema_sql(db: &str, version: &str, flavour: Flavour) -> String {
     read(&path)
 }
 
-/// Writes a fake installed package of `release` as `flavour` under `dir` and returns its folder:
-/// `__init__.py`, `database/schemas/*.sql`, `database/initialization/*.sql`, the pre-filled core
-/// database (WAL mode for aimfp, with the stray 0-byte `aifp_core.db` beside it) and `mcp_runtime.db`.
+/// Writes the installed package `<dir>/<aifp|aimfp>` of a release, as AIFP-RELEASED lays it out; returns it.
 pub fn package(dir: &Path, flavour: Flavour, release_version: &str) -> PathBuf {
     let r = release(release_version);
     let pkg = dir.join(flavour.name());
@@ -233,9 +229,7 @@ pub fn package(dir: &Path, flavour: Flavour, release_version: &str) -> PathBuf {
     pkg
 }
 
-/// Writes the project folder `release` makes under `root` (`.aifp-project` before 1.24.0,
-/// `.aimfp-project` from it) and returns it: its three databases at that release's versions with
-/// the seed rows, the rows in `BROKEN` and a deleted note, WAL mode from 1.21.0, and `logs/`.
+/// Writes the project folder a release makes under `root`, its databases seeded as if used; returns it.
 pub fn project(root: &Path, release_version: &str) -> PathBuf {
     let r = release(release_version);
     let flavour = Flavour::of(release_version);
@@ -337,11 +331,14 @@ fn build(
     if wal {
         conn.pragma_update(None, "journal_mode", "wal").unwrap();
     }
-    conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    // A fixture need not survive a power cut: no fsync per statement keeps the tests quick.
+    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON; BEGIN")
+        .unwrap();
     conn.execute_batch(schema).unwrap();
     for file in seeds {
         run(&conn, file);
     }
+    conn.execute_batch("COMMIT").unwrap();
     if let Some(file) = broken {
         // Outside any transaction: SQLite ignores this pragma inside one.
         conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
