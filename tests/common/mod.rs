@@ -2,6 +2,8 @@
 //! binary, and readers that look at what is really on disk afterwards.
 #![allow(dead_code)]
 
+pub mod released;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
