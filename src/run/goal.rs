@@ -166,12 +166,38 @@ fn toward(
     if rewrite {
         let found =
             paths_to_rewrite(conn, &target.schema).map_err(|e| inspect::classify(path, e))?;
+        // The rewrite is the tool's, not the user's: the table's triggers (an `updated_at`
+        // touch, say) are set aside while it runs, and a full-text index over it is rebuilt.
+        let tables: std::collections::BTreeSet<String> =
+            found.iter().map(|(t, _, _)| t.clone()).collect();
+        let triggers: Vec<(&String, &str)> = target
+            .schema
+            .others
+            .iter()
+            .filter(|((kind, _), o)| kind == "trigger" && tables.contains(&o.table))
+            .map(|((_, name), o)| (name, o.sql.as_str()))
+            .collect();
+        for (name, _) in &triggers {
+            plan.statements
+                .push(format!("DROP TRIGGER {}", quote(name)));
+        }
         for (table, column, values) in found {
             plan.statements.push(rewrite_statement(&table, &column));
             plan.summary.push(format!(
                 "{table}.{column}: {values} path(s) under {OLD_FOLDER}/ now under {NEW_FOLDER}/"
             ));
             plan.rewrites.push((table, column, values));
+        }
+        for (_, sql) in &triggers {
+            plan.statements.push(sql.to_string());
+        }
+        for (name, fts) in &target.schema.virtuals {
+            if converge::external_content(&fts.sql).is_some_and(|t| tables.contains(&t)) {
+                plan.statements.push(format!(
+                    "INSERT INTO {q}({q}) VALUES ('rebuild')",
+                    q = quote(name)
+                ));
+            }
         }
     }
     let mut rest = generated(conn, &at, &target.version, &target.origin, plan);
