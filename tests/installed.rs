@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use common::released::{self, Flavour};
 use common::*;
-use rusqlite::Connection;
 
 /// A project made by AIFP `release`, in its own folder, and an installed package of `installed`.
 struct World {
@@ -410,3 +409,4 @@ fn an_aifp_package_converges_in_place_and_keeps_the_folder_its_release_uses() {
     );
     w.run(&["--check"]).expect(0);
 }
+

@@ -289,11 +289,13 @@ fn generated(
         return Vec::new();
     }
     for (index, table) in &plan.fts_built {
+        // A content table the plan creates is empty until the index is built from it.
         let rows: Option<i64> = conn
             .query_row(&format!("SELECT count(*) FROM {}", quote(table)), [], |r| {
                 r.get(0)
             })
-            .ok();
+            .ok()
+            .or(Some(0));
         let from_table = format!("(built from {table})");
         for line in plan
             .summary
