@@ -410,3 +410,4 @@ fn an_aifp_package_converges_in_place_and_keeps_the_folder_its_release_uses() {
     w.run(&["--check"]).expect(0);
 }
 
+
