@@ -410,4 +410,18 @@ fn an_aifp_package_converges_in_place_and_keeps_the_folder_its_release_uses() {
     w.run(&["--check"]).expect(0);
 }
 
-
+#[test]
+fn after_the_folder_is_renamed_the_last_run_is_undone_from_the_backups_that_moved_with_it() {
+    let w = World::new("1.23.0", "1.35.0");
+    let before = rows_by_table(&w.db(".aifp-project", "user_directives"));
+    w.run(&["--all"]).expect(0);
+    let moved = w.db(".aimfp-project", "user_directives");
+    assert_eq!(backups(&moved).len(), 1, "the backup moved with its folder");
+    w.run(&["--all", "--restore"]).expect(0);
+    assert_eq!(version(&w.db(".aimfp-project", "project")), "1.8");
+    assert_eq!(
+        rows_by_table(&moved),
+        before,
+        "the paths are back as they were"
+    );
+}

@@ -83,6 +83,15 @@ pub(super) fn restore_last_run(
         };
         match history::backup_of_run(&conn, &run_id) {
             Ok(Some(source)) => {
+                // A folder renamed since (`.aifp-project` to `.aimfp-project`) moved its backups
+                // with it: the recorded file is then the one of that name beside the database.
+                let beside = source
+                    .file_name()
+                    .and_then(|f| path.parent().map(|dir| dir.join(f)));
+                let source = match beside {
+                    Some(b) if !source.exists() && b.exists() => b,
+                    _ => source,
+                };
                 let set = catalog::load(root, name.as_str()).ok();
                 let recorded = restore::Recorded::read(&path);
                 match restore::check_source(&path, &source, set.as_ref(), &recorded) {
