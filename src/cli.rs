@@ -335,13 +335,42 @@ fn absolute(cwd: &Path, dir: &Path) -> PathBuf {
 pub fn print(outcome: &Outcome, opts: &Options) -> u8 {
     let text = match opts.format {
         Format::Json => outcome.report.to_json(),
-        Format::Text => outcome.report.to_text(opts.verbosity, colour()),
+        Format::Text => outcome
+            .report
+            .to_text(opts.verbosity, colour(), &migrate_command(opts)),
     };
     write_out(&text);
     for e in &outcome.errors {
         print_error(e);
     }
     outcome.report.exit_code()
+}
+
+/// The command that migrates what a `--check` found pending: `--all` (or the `--db` checked),
+/// over the same `--scan` folder or `--project-dir`, so it can be run from anywhere.
+fn migrate_command(opts: &Options) -> String {
+    let mut cmd = match opts.mode {
+        Mode::Check { only: Some(db) } => format!("aifp-migrate --db {}", db.as_str()),
+        _ => "aifp-migrate --all".to_string(),
+    };
+    let cwd = std::env::current_dir().map(|d| absolute(&d, Path::new(".")));
+    if let Some(dir) = &opts.scan {
+        cmd.push_str(&format!(" --scan {}", shell_word(dir)));
+    } else if cwd.ok().as_ref() != Some(&opts.start) {
+        cmd.push_str(&format!(" --project-dir {}", shell_word(&opts.start)));
+    }
+    cmd
+}
+
+/// A path as one shell word: quoted when it holds anything but plain characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).

@@ -224,12 +224,29 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// The text report; `Quiet` leaves only what changed on disk; `colour` paints statuses.
-    pub fn to_text(&self, verbosity: Verbosity, colour: bool) -> String {
+    /// The text report; `Quiet` leaves only what changed on disk (for `--check`: one line per
+    /// database to migrate); `colour` paints statuses; `fix` is the command that migrates what
+    /// a `--check` found pending.
+    pub fn to_text(&self, verbosity: Verbosity, colour: bool, fix: &str) -> String {
         let mut out = String::new();
         match self {
             Report::Check { databases } => {
                 if verbosity == Verbosity::Quiet {
+                    // For a session-start hook: silence when all is well; an error's own line
+                    // goes to stderr.
+                    for d in databases
+                        .iter()
+                        .filter(|d| d.status == CheckStatus::Pending)
+                    {
+                        let unknown = || "?".to_string();
+                        out.push_str(&format!(
+                            "{} {} -> {} pending ({}): run {fix}\n",
+                            d.name,
+                            d.current.clone().unwrap_or_else(unknown),
+                            d.latest.clone().unwrap_or_else(unknown),
+                            d.path.clone().unwrap_or_else(unknown),
+                        ));
+                    }
                     return out;
                 }
                 for d in databases {
@@ -275,7 +292,7 @@ impl Report {
                         "no AIFP database found: nothing to migrate\n".to_string()
                     }
                     0 => "nothing to migrate\n".to_string(),
-                    n => format!("{n} database(s) to migrate: run aifp-migrate --all (a backup is made first)\n"),
+                    n => format!("{n} database(s) to migrate: run {fix} (a backup is made first)\n"),
                 });
             }
             Report::Run { databases } => {
