@@ -57,7 +57,7 @@ pub struct Cli {
     /// Output format
     #[arg(long, value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Print only errors and what changed
+    /// Print only errors and what changed; with --check, one line per database to migrate
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
     /// Print more: the SQL of each step in a dry run
