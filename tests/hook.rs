@@ -176,3 +176,21 @@ fn quiet_leaves_the_json_document_as_it_is() {
     assert_eq!(quiet.stdout(), normal.stdout());
     assert_eq!(quiet.json()["databases"][1]["status"], "pending");
 }
+
+#[test]
+fn a_check_of_one_database_names_the_command_for_that_one() {
+    let env = Env::new();
+    env.init_all();
+    let run = env.run(&["--check", "--db", "project", "-q"]).expect(3);
+    let out = run.stdout();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let command = command_of(out.trim_end());
+    assert_eq!(command, "aifp-migrate --db project");
+    shell(&env, &env.project, command).expect(0);
+    assert_eq!(version(&env.db("project")), "1.2");
+    assert_eq!(
+        version(&env.db("aifp_core")),
+        "1.0",
+        "--db project migrated the core"
+    );
+}
