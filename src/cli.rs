@@ -109,7 +109,7 @@ pub struct Cli {
     /// Output format
     #[arg(long, value_enum, default_value_t = FormatArg::Text, help_heading = OUTPUT)]
     format: FormatArg,
-    /// Print only errors and what changed
+    /// Print only errors and what changed; with --check, one line per database to migrate
     #[arg(short, long, conflicts_with = "verbose", help_heading = OUTPUT)]
     quiet: bool,
     /// Print more: the SQL of each step in a dry run

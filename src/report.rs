@@ -293,7 +293,8 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
-    /// The text report; `Quiet` leaves only what changed on disk; `colour` paints statuses.
+    /// The text report; `Quiet` leaves only what changed on disk (for `--check`: one line per
+    /// database to migrate, with the command that migrates it); `colour` paints statuses.
     pub fn to_text(&self, verbosity: Verbosity, colour: bool) -> String {
         let mut out = String::new();
         match self {
@@ -304,6 +305,21 @@ impl Report {
                 command,
             } => {
                 if verbosity == Verbosity::Quiet {
+                    // For a session-start hook: silence when all is well; an error's own line
+                    // goes to stderr.
+                    for d in databases
+                        .iter()
+                        .filter(|d| d.status == CheckStatus::Pending)
+                    {
+                        let unknown = || "?".to_string();
+                        out.push_str(&format!(
+                            "{} {} -> {} pending ({}): run {command}\n",
+                            d.name,
+                            d.current.clone().unwrap_or_else(unknown),
+                            d.latest.clone().unwrap_or_else(unknown),
+                            d.path.clone().unwrap_or_else(unknown),
+                        ));
+                    }
                     return out;
                 }
                 if let Some(p) = package {

@@ -425,4 +425,3 @@ fn after_the_folder_is_renamed_the_last_run_is_undone_from_the_backups_that_move
         "the paths are back as they were"
     );
 }
-
