@@ -77,21 +77,7 @@ impl DriftCache {
         let Some(file) = self.file.as_ref().filter(|_| self.changed) else {
             return;
         };
-        let Some(dir) = file.parent() else { return };
-        let Ok(text) = serde_json::to_vec(&self.entries) else {
-            return;
-        };
-        let tmp = dir.join(format!(
-            ".{}.{}",
-            std::process::id(),
-            crate::history::new_run_id()
-        ));
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&tmp, text))
-            .and_then(|()| std::fs::rename(&tmp, file));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        write_atomically(file, &self.entries);
     }
 }
 
@@ -112,4 +98,80 @@ pub fn state(conn: &Connection, version: Option<&str>) -> rusqlite::Result<Strin
         text.push('\n');
     }
     Ok(format!("{}|{}", version.unwrap_or("-"), sha256(&text)))
+}
+
+/// What `--check` found for one database against the installed package's schema: kept so that
+/// a check after every pull need not build the package's schemas again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planned {
+    /// The package's version of this database.
+    pub latest: String,
+    /// The steps pending: from, to, the step's name, its kind, and what it changes.
+    pub steps: Vec<(String, String, String, String, Vec<String>)>,
+}
+
+/// `--check`'s answers against an installed package, keyed by the package's schema file and the
+/// database's state (and whether its folder is to be renamed).
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    file: Option<PathBuf>,
+    entries: BTreeMap<String, Planned>,
+    changed: bool,
+}
+
+impl PlanCache {
+    /// The cache in `folder` (none: a cache that keeps nothing), read if there is one.
+    pub fn open(folder: Option<&Path>) -> Self {
+        let file =
+            folder.map(|d| d.join(format!("plans-{}.json", env!("CARGO_PKG_VERSION"))));
+        let entries = file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        PlanCache {
+            file,
+            entries,
+            changed: false,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Planned> {
+        self.entries.get(key)
+    }
+
+    pub fn put(&mut self, key: String, planned: Planned) {
+        if self.entries.len() >= MAX_ENTRIES * 4 {
+            self.entries.clear();
+        }
+        self.entries.insert(key, planned);
+        self.changed = true;
+    }
+
+    /// Writes the cache back if it changed, as `DriftCache::save` does.
+    pub fn save(&self) {
+        let Some(file) = self.file.as_ref().filter(|_| self.changed) else {
+            return;
+        };
+        write_atomically(file, &self.entries);
+    }
+}
+
+/// Writes `value` as JSON to a temporary file beside `file`, then renames it over `file`.
+fn write_atomically(file: &Path, value: &impl Serialize) {
+    let Some(dir) = file.parent() else { return };
+    let Ok(text) = serde_json::to_vec(value) else {
+        return;
+    };
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        std::process::id(),
+        crate::history::new_run_id()
+    ));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| std::fs::rename(&tmp, file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }

@@ -425,3 +425,30 @@ fn after_the_folder_is_renamed_the_last_run_is_undone_from_the_backups_that_move
         "the paths are back as they were"
     );
 }
+
+#[test]
+fn a_cached_check_answers_the_same_and_a_changed_schema_file_is_noticed() {
+    let w = World::new("1.23.0", "1.35.0");
+    let first = w.run(&["--check"]).expect(3).stdout();
+    let plans = w.env.cache.path().join("aifp-migrate");
+    assert!(
+        std::fs::read_dir(&plans)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("plans-")),
+        "no plan cache written"
+    );
+    assert_eq!(w.run(&["--check"]).expect(3).stdout(), first);
+    // An update of the package changes its schema file: the answer follows it.
+    let schema = w.package.join("database/schemas/project.sql");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(
+        &schema,
+        text.replace(
+            "INSERT OR REPLACE INTO schema_version",
+            "CREATE TABLE IF NOT EXISTS extra_table (id INTEGER PRIMARY KEY);\nINSERT OR REPLACE INTO schema_version",
+        ),
+    )
+    .unwrap();
+    let after = w.run(&["--check"]).expect(3).stdout();
+    assert!(after.contains("+ table extra_table"), "{after}");
+}

@@ -1,6 +1,6 @@
 //! `--check`: a read-only report of every database, with drift answered from the cache.
 
-use super::goal::{moves_folder, Aim};
+use super::goal::{folder_moves_for, Aim};
 use super::*;
 use crate::report::{FolderEntry, PackageEntry};
 use crate::scratch;
@@ -24,26 +24,28 @@ pub(super) fn check(
             (*name, cache)
         })
         .collect();
-    let base = Aim::Version(Target::Latest);
+    let mut plans =
+        cache::PlanCache::open(opts.cache_dir.as_deref().filter(|_| ctx.package.is_some()));
     let mut folders = Vec::new();
     let (databases, errors): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .map(|loc| {
             let cache = caches.entry(loc.name).or_default();
-            let aim = Aim::for_location(&base, ctx, loc);
-            if let Some(path) = loc.path.as_deref() {
-                announce_move(&mut folders, &aim, path);
+            if let (Some(p), Some(path)) = (&ctx.package, loc.path.as_deref()) {
+                if loc.name != DbName::AifpCore {
+                    announce_move(&mut folders, p.project_folder(), path);
+                }
             }
-            check_one(
-                loc,
-                &sets[&loc.name],
-                &aim,
-                cache,
-                &migrate_command(opts, Some(loc.name)),
-            )
+            let with = Checking {
+                ctx,
+                plans: &mut plans,
+                command: migrate_command(opts, Some(loc.name)),
+            };
+            check_one(loc, &sets[&loc.name], cache, with)
         })
         .unzip();
     caches.values().for_each(cache::DriftCache::save);
+    plans.save();
     if let Some([a, b]) = &found.both {
         folders.push(FolderEntry {
             from: display(a),
@@ -77,8 +79,11 @@ pub(super) fn check(
 }
 
 /// The folder move a migrating run would make for the database at `path`, said once.
-fn announce_move(folders: &mut Vec<FolderEntry>, aim: &Aim, path: &Path) {
-    let Some(folder) = path.parent().filter(|_| moves_folder(aim, path)) else {
+fn announce_move(folders: &mut Vec<FolderEntry>, package_folder: &str, path: &Path) {
+    let Some(folder) = path
+        .parent()
+        .filter(|_| folder_moves_for(package_folder, path))
+    else {
         return;
     };
     let from = display(folder);
@@ -96,13 +101,22 @@ fn announce_move(folders: &mut Vec<FolderEntry>, aim: &Aim, path: &Path) {
 }
 
 /// One database's report entry, and the error line to print for it, if any.
+/// What checking one database needs beyond the database: the run's package, the cache of
+/// answers against it, and the command that would migrate the database.
+struct Checking<'a> {
+    ctx: &'a Ctx,
+    plans: &'a mut cache::PlanCache,
+    command: String,
+}
+
 fn check_one(
     loc: &Location,
     set: &Result<Set, Error>,
-    aim: &Aim,
     cache: &mut cache::DriftCache,
-    command: &str,
+    with: Checking<'_>,
 ) -> (CheckEntry, Option<Error>) {
+    let command = with.command.as_str();
+    let packaged = with.ctx.package.is_some() && loc.name != DbName::AifpCore;
     let mut entry = CheckEntry {
         name: loc.name.as_str(),
         path: loc.path.as_deref().map(display),
@@ -120,9 +134,6 @@ fn check_one(
         reason: None,
         error: None,
     };
-    if let Aim::Package(target, _) = aim {
-        entry.latest = Some(target.version.to_string());
-    }
     let Some(path) = &loc.path else {
         return missing(entry, set);
     };
@@ -170,26 +181,43 @@ fn check_one(
         Ok(State::Versioned(v)) => v,
     };
     entry.current = Some(current.to_string());
-    if let Aim::Package(..) = aim {
+    if packaged {
         let set = set.as_ref().ok();
         if let Some(set) = set {
             let found = drift_of(set, &conn, Some(&current), cache);
             (entry.drift, entry.matches) = (found.drift, found.matches);
         }
-        return match super::goal::steps(set, aim, &conn, path, &current) {
+        return match against_package(loc, path, set, &conn, &current, with.ctx, with.plans) {
             Err(e @ Error::AheadOfPackage { .. }) => failed(entry, CheckStatus::Ahead, e),
             Err(e) => failed(entry, CheckStatus::Error, e),
-            Ok(steps) => {
-                entry.pending = steps
-                    .iter()
-                    .map(|s| StepEntry {
+            Ok(planned) => {
+                entry.latest = Some(planned.latest);
+                entry.pending = planned
+                    .steps
+                    .into_iter()
+                    .map(|(from, to, script, kind, summary)| StepEntry {
+                        from,
+                        to,
+                        script,
+                        kind: if kind == "script" {
+                            "script"
+                        } else {
+                            "converge"
+                        },
+                        summary,
+                        label: None,
+                        description: None,
+                        origin: String::new(),
                         sql: String::new(),
-                        ..step_entry(s)
+                        ms: None,
                     })
                     .collect();
                 entry.status = if entry.pending.is_empty() {
                     CheckStatus::Current
                 } else {
+                    entry.reason = Some(format!(
+                        "its schema differs from the installed package's: run {command} (a backup is made first)"
+                    ));
                     CheckStatus::Pending
                 };
                 (entry, None)
@@ -237,6 +265,51 @@ fn check_one(
             (entry, None)
         }
     }
+}
+
+/// What bringing a database to the installed package's schema takes, answered from the cache
+/// when the package's schema file and the database are as they were last time.
+fn against_package(
+    loc: &Location,
+    path: &Path,
+    set: Option<&Set>,
+    conn: &rusqlite::Connection,
+    current: &Version,
+    ctx: &Ctx,
+    plans: &mut cache::PlanCache,
+) -> Result<cache::Planned, Error> {
+    let package = ctx.package.as_ref();
+    let moves = package.is_some_and(|p| folder_moves_for(p.project_folder(), path));
+    let key = cache::state(conn, Some(&current.to_string()))
+        .ok()
+        .map(|state| {
+            let schema = ctx.schema_keys.get(&loc.name).map_or("", String::as_str);
+            format!("{schema}|{state}|{moves}")
+        });
+    if let Some(hit) = key.as_ref().and_then(|k| plans.get(k)) {
+        ctx.cross_check(loc.name, &hit.latest);
+        return Ok(hit.clone());
+    }
+    let aim = Aim::for_location(&Aim::Version(Target::Latest), ctx, loc)?;
+    let latest = match &aim {
+        Aim::Package(target, _) => target.version.to_string(),
+        _ => String::new(),
+    };
+    let steps = super::goal::steps(set, &aim, conn, path, current)?;
+    let planned = cache::Planned {
+        latest,
+        steps: steps
+            .iter()
+            .map(|s| {
+                let e = step_entry(s);
+                (e.from, e.to, e.script, e.kind.to_string(), e.summary)
+            })
+            .collect(),
+    };
+    if let Some(key) = key {
+        plans.put(key, planned.clone());
+    }
+    Ok(planned)
 }
 
 /// How the schema of the database `conn` has open differs from the one its recorded `version`

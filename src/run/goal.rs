@@ -41,14 +41,15 @@ pub(super) struct PackageAim {
 impl Aim {
     /// The aim of the database at `loc` in a run whose goal is `base`: the installed package's
     /// schema replaces "the latest script" for a per-project database when there is a package.
-    pub fn for_location(base: &Aim, ctx: &Ctx, loc: &Location) -> Aim {
-        let (Aim::Version(Target::Latest), Some(package), Some(target)) =
-            (base, &ctx.package, ctx.target(loc.name))
-        else {
-            return base.clone();
+    pub fn for_location(base: &Aim, ctx: &Ctx, loc: &Location) -> Result<Aim, Error> {
+        let (Aim::Version(Target::Latest), Some(package)) = (base, &ctx.package) else {
+            return Ok(base.clone());
         };
-        Aim::Package(
-            Arc::clone(target),
+        let Some(target) = ctx.target(loc.name)? else {
+            return Ok(base.clone());
+        };
+        Ok(Aim::Package(
+            target,
             PackageAim {
                 shown: format!(
                     "{} {} in {}",
@@ -60,7 +61,7 @@ impl Aim {
                 schema: package.schema_file(loc.name),
                 folder: package.project_folder(),
             },
-        )
+        ))
     }
 }
 
@@ -71,7 +72,12 @@ const NEW_FOLDER: &str = ".aimfp-project";
 
 /// Whether the database at `path` moves from `.aifp-project` to the package's `.aimfp-project`.
 pub(super) fn moves_folder(aim: &Aim, path: &Path) -> bool {
-    matches!(aim, Aim::Package(_, p) if p.folder == NEW_FOLDER)
+    matches!(aim, Aim::Package(_, p) if folder_moves_for(p.folder, path))
+}
+
+/// Whether a database at `path` moves when the installed package keeps its state in `folder`.
+pub(super) fn folder_moves_for(folder: &str, path: &Path) -> bool {
+    folder == NEW_FOLDER
         && path
             .parent()
             .and_then(|f| f.file_name())

@@ -61,15 +61,17 @@ pub(super) fn migrate(
     let mut planned = Vec::new();
     let mut errors = Vec::new();
     for loc in selected {
-        let aim = Aim::for_location(&base, ctx, loc);
-        match plan_one(
-            &sets[&loc.name],
-            loc,
-            &found.start,
-            only.is_some(),
-            aim,
-            kind,
-        ) {
+        let planned_one = Aim::for_location(&base, ctx, loc).and_then(|aim| {
+            plan_one(
+                &sets[&loc.name],
+                loc,
+                &found.start,
+                only.is_some(),
+                aim,
+                kind,
+            )
+        });
+        match planned_one {
             Ok(p) => planned.push(p),
             // With --scan a project that cannot be planned is reported, and the rest go ahead.
             Err(e) if opts.scan.is_some() && loc.path.is_some() => {

@@ -45,16 +45,61 @@ pub struct Outcome {
 }
 
 /// What a run knows beyond its flags: the installed package, if any, and the target schema
-/// of each per-project database it ships, built once.
+/// of each per-project database it ships, built when first asked for (a cached `--check`
+/// builds none).
 pub(super) struct Ctx {
     pub package: Option<Package>,
-    pub targets: BTreeMap<DbName, std::sync::Arc<scratch::Target>>,
+    /// Per database, a hash of its schema file's text: what cached answers are keyed by.
+    pub schema_keys: BTreeMap<DbName, String>,
+    targets: std::cell::RefCell<BTreeMap<DbName, std::sync::Arc<scratch::Target>>>,
+    /// Said about the package while building its targets (a version its core disagrees with).
+    pub notes: std::cell::RefCell<Vec<String>>,
 }
 
 impl Ctx {
+    fn none() -> Ctx {
+        Ctx {
+            package: None,
+            schema_keys: BTreeMap::new(),
+            targets: Default::default(),
+            notes: Default::default(),
+        }
+    }
+
     /// The package's target for a per-project database, when there is a package.
-    pub fn target(&self, name: DbName) -> Option<&std::sync::Arc<scratch::Target>> {
-        self.targets.get(&name)
+    pub fn target(&self, name: DbName) -> Result<Option<std::sync::Arc<scratch::Target>>, Error> {
+        let Some(p) = self.package.as_ref().filter(|_| name != DbName::AifpCore) else {
+            return Ok(None);
+        };
+        if let Some(t) = self.targets.borrow().get(&name) {
+            return Ok(Some(std::sync::Arc::clone(t)));
+        }
+        let target = std::sync::Arc::new(scratch::target_file(&p.schema_file(name))?);
+        self.cross_check(name, &target.version.to_string());
+        self.targets
+            .borrow_mut()
+            .insert(name, std::sync::Arc::clone(&target));
+        Ok(Some(target))
+    }
+
+    /// Notes a disagreement between the package's core and its schema file (the file wins).
+    pub fn cross_check(&self, name: DbName, file_version: &str) {
+        let Some(p) = &self.package else { return };
+        let Some(expected) = p.expected.get(name.as_str()) else {
+            return;
+        };
+        if expected.parse::<Version>().ok() != file_version.parse::<Version>().ok() {
+            let note = format!(
+                "{}'s core expects {} v{expected}, but {} writes v{file_version}: the schema file wins",
+                p.name,
+                name.as_str(),
+                p.schema_file(name).display(),
+            );
+            let mut notes = self.notes.borrow_mut();
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
     }
 }
 
@@ -87,12 +132,9 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         notes.extend(note.map(|n| {
             format!("{n}; no installed AIFP found that way, so the bundled migration sets apply")
         }));
-        context(package, &mut notes)?
+        context(package)?
     } else {
-        Ctx {
-            package: None,
-            targets: BTreeMap::new(),
-        }
+        Ctx::none()
     };
     let layout = match &ctx.package {
         Some(p) => discovery::Layout::installed(&opts.core_dir, p),
@@ -145,33 +187,26 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     };
     outcome.map(|mut o| {
         o.notes.extend(notes);
+        o.notes.extend(ctx.notes.take());
         o.errors.extend(unreadable);
         o
     })
 }
 
-/// The run's context for `package`: its targets built, and checked against the versions its
-/// core expects (a disagreement is noted; the schema file wins).
-fn context(package: Option<Package>, notes: &mut Vec<String>) -> Result<Ctx, Error> {
-    let mut targets = BTreeMap::new();
+/// The run's context for `package`: the hash of each schema file, read now (cheap); the targets
+/// they build come when asked for.
+fn context(package: Option<Package>) -> Result<Ctx, Error> {
+    let mut ctx = Ctx::none();
     if let Some(p) = &package {
         for name in &DbName::ALL[1..] {
-            let target = scratch::target_file(&p.schema_file(*name))?;
-            if let Some(expected) = p.expected.get(name.as_str()) {
-                if expected.parse::<Version>().ok().as_ref() != Some(&target.version) {
-                    notes.push(format!(
-                        "{}'s core expects {} v{expected}, but {} writes v{}: the schema file wins",
-                        p.name,
-                        name.as_str(),
-                        p.schema_file(*name).display(),
-                        target.version
-                    ));
-                }
-            }
-            targets.insert(*name, std::sync::Arc::new(target));
+            let file = p.schema_file(*name);
+            let text = std::fs::read(&file).map_err(|e| Error::io(&file, &e))?;
+            let key = history::sha256(&String::from_utf8_lossy(&text));
+            ctx.schema_keys.insert(*name, key);
         }
     }
-    Ok(Ctx { package, targets })
+    ctx.package = package;
+    Ok(ctx)
 }
 
 /// The command that migrates what this run looked at, with the flags that chose it: what a hint
