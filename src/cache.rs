@@ -122,8 +122,7 @@ pub struct PlanCache {
 impl PlanCache {
     /// The cache in `folder` (none: a cache that keeps nothing), read if there is one.
     pub fn open(folder: Option<&Path>) -> Self {
-        let file =
-            folder.map(|d| d.join(format!("plans-{}.json", env!("CARGO_PKG_VERSION"))));
+        let file = folder.map(|d| d.join(format!("plans-{}.json", env!("CARGO_PKG_VERSION"))));
         let entries = file
             .as_ref()
             .and_then(|f| std::fs::read(f).ok())

@@ -257,14 +257,18 @@ impl Report {
     /// anything is pending, else 0; for a run 1 if a database failed, else 0.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Report::Check { databases, .. } => {
+            Report::Check {
+                databases, folders, ..
+            } => {
                 let has = |s: CheckStatus| databases.iter().any(|d| d.status == s);
+                let folder = |s: &str| folders.iter().any(|f| f.status == s);
                 if has(CheckStatus::Ahead)
                     || has(CheckStatus::Unversioned)
                     || has(CheckStatus::Error)
+                    || folder("both")
                 {
                     1
-                } else if has(CheckStatus::Pending) {
+                } else if has(CheckStatus::Pending) || folder("planned") {
                     3
                 } else {
                     0
@@ -319,6 +323,21 @@ impl Report {
                             d.latest.clone().unwrap_or_else(unknown),
                             d.path.clone().unwrap_or_else(unknown),
                         ));
+                    }
+                    for f in folders {
+                        match f.status.as_str() {
+                            "planned" => out.push_str(&format!(
+                                "folder {} -> {} pending: run {command}\n",
+                                printable(&f.from),
+                                printable(&f.to)
+                            )),
+                            "both" => out.push_str(&format!(
+                                "folders {} and {}: run aifp-migrate --all --adopt <the one to keep>\n",
+                                printable(&f.from),
+                                printable(&f.to)
+                            )),
+                            _ => {}
+                        }
                     }
                     return out;
                 }
@@ -383,6 +402,9 @@ impl Report {
                     0 if count(CheckStatus::Missing) == databases.len() => {
                         "no AIFP database found: nothing to migrate\n".to_string()
                     }
+                    0 if folders.iter().any(|f| f.status == "planned") => format!(
+                        "the state folder is to be renamed: run {command}\n"
+                    ),
                     0 => "nothing to migrate\n".to_string(),
                     n => format!("{n} database(s) to migrate: run {command} (a backup is made first)\n"),
                 });

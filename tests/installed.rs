@@ -432,9 +432,11 @@ fn a_cached_check_answers_the_same_and_a_changed_schema_file_is_noticed() {
     let first = w.run(&["--check"]).expect(3).stdout();
     let plans = w.env.cache.path().join("aifp-migrate");
     assert!(
-        std::fs::read_dir(&plans)
+        std::fs::read_dir(&plans).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("plans-")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with("plans-")),
         "no plan cache written"
     );
     assert_eq!(w.run(&["--check"]).expect(3).stdout(), first);
@@ -451,4 +453,17 @@ fn a_cached_check_answers_the_same_and_a_changed_schema_file_is_noticed() {
     .unwrap();
     let after = w.run(&["--check"]).expect(3).stdout();
     assert!(after.contains("+ table extra_table"), "{after}");
+}
+
+#[test]
+fn a_folder_still_to_be_renamed_is_pending_even_when_every_database_is_current() {
+    let w = World::new("1.35.0", "1.35.0");
+    // A 1.35 project whose folder was renamed back by hand: the databases need nothing.
+    std::fs::rename(w.root.join(".aimfp-project"), w.root.join(".aifp-project")).unwrap();
+    let quiet = w.run(&["--check", "-q"]).expect(3).stdout();
+    assert!(quiet.contains(".aifp-project -> "), "{quiet}");
+    assert!(quiet.contains("run aifp-migrate --all"), "{quiet}");
+    w.run(&["--all"]).expect(0);
+    assert!(w.root.join(".aimfp-project/project.db").exists());
+    w.run(&["--check", "-q"]).expect(0);
 }
