@@ -1079,9 +1079,11 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
 pub fn create(path: &Path, built: Connection) -> Result<bool, Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     create_folder_like_parent(dir)?;
-    built
-        .execute_batch("COMMIT")
-        .map_err(|e| Error::sqlite(path, e))?;
+    if !built.is_autocommit() {
+        built
+            .execute_batch("COMMIT")
+            .map_err(|e| Error::sqlite(path, e))?;
+    }
     let mut hidden = std::ffi::OsString::from(".");
     hidden.push(path.file_name().unwrap_or_default());
     hidden.push(format!(".aifp-migrate-init-{}", std::process::id()));

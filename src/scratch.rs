@@ -134,20 +134,7 @@ pub fn target_sql(origin: &str, text: &str) -> Result<Target, Error> {
         line,
         message,
     };
-    if let Some(at) = text.find('\0') {
-        let line = text[..at].matches('\n').count() + 1;
-        return Err(broken(
-            line,
-            "it holds a NUL byte, where SQLite would stop reading".into(),
-        ));
-    }
-    let conn = Connection::open_in_memory().map_err(|e| broken(0, e.to_string()))?;
-    conn.execute_batch("PRAGMA foreign_keys = OFF")
-        .map_err(|e| broken(0, e.to_string()))?;
-    for stmt in sql::statements(text) {
-        conn.execute_batch(stmt.text)
-            .map_err(|e| broken(stmt.line, crate::error::sqlite_message(&e)))?;
-    }
+    let conn = build(origin, text)?;
     let version = match crate::inspect::read_version(&conn, Path::new(origin)) {
         Ok(crate::inspect::State::Versioned(v)) => v,
         _ => {
@@ -165,6 +152,33 @@ pub fn target_sql(origin: &str, text: &str) -> Result<Target, Error> {
         schema,
         seeds,
     })
+}
+
+/// Runs `text` (a file that builds a database from nothing) in a scratch in-memory database;
+/// errors name `origin` and the line.
+pub fn build(origin: &str, text: &str) -> Result<Connection, Error> {
+    let broken = |line: usize, message: String| Error::TargetSchema {
+        file: origin.to_string(),
+        line,
+        message,
+    };
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(broken(
+            line,
+            "it holds a NUL byte, where SQLite would stop reading".into(),
+        ));
+    }
+    let conn = Connection::open_in_memory().map_err(|e| broken(0, e.to_string()))?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(|e| broken(0, e.to_string()))?;
+    for stmt in sql::statements(text) {
+        conn.execute_batch(stmt.text).map_err(|e| {
+            let (line, message) = crate::error::statement_failure(&e, stmt.text, stmt.line);
+            broken(line, message)
+        })?;
+    }
+    Ok(conn)
 }
 
 /// The rows of `table` as `INSERT` statements with literal values.

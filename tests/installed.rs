@@ -467,3 +467,43 @@ fn a_folder_still_to_be_renamed_is_pending_even_when_every_database_is_current()
     assert!(w.root.join(".aimfp-project/project.db").exists());
     w.run(&["--check", "-q"]).expect(0);
 }
+
+#[test]
+fn init_with_an_installed_aimfp_creates_its_folder_from_the_packages_schemas() {
+    let w = World::new("1.35.0", "1.35.0");
+    let fresh = w.env.tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let out = Run(w
+        .env
+        .cmd_in(&fresh)
+        .env("AIFP_PACKAGE", &w.package)
+        .args(["--init", "--project-dir", ".", "--format", "json"])
+        .output()
+        .unwrap())
+    .expect(0)
+    .json();
+    assert!(
+        out["databases"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("from the installed aimfp 1.35.0's schema"),
+        "{out}"
+    );
+    for name in released::DATABASES {
+        let db = fresh.join(".aimfp-project").join(format!("{name}.db"));
+        let want = aifp_migrate::scratch::target_file(
+            &w.package
+                .join("database/schemas")
+                .join(format!("{name}.sql")),
+        )
+        .unwrap();
+        let have = aifp_migrate::schema::read(&open(&db)).unwrap();
+        assert_eq!(
+            aifp_migrate::schema::diff(&want.schema, &have),
+            Vec::<String>::new(),
+            "{name}"
+        );
+        assert_eq!(version(&db), want.version.to_string());
+    }
+    assert!(!fresh.join(".aifp-project").exists());
+}

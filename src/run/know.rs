@@ -94,6 +94,7 @@ pub(super) fn stamp(
 /// `--init [--db NAME]`: create the missing databases at their latest version, never overwriting.
 pub(super) fn init(
     opts: &Options,
+    ctx: &Ctx,
     found: &discovery::Found,
     only: Option<DbName>,
 ) -> Result<Outcome, Error> {
@@ -104,7 +105,7 @@ pub(super) fn init(
     let project = found
         .project_folder
         .clone()
-        .unwrap_or_else(|| found.start.join(discovery::PROJECT_FOLDER));
+        .unwrap_or_else(|| found.start.join(found.layout.project_folder));
     // Outside any project a new folder appears only where the user said: the current folder may
     // be a home folder or a system one.
     let per_project = names.iter().any(|n| *n != DbName::AifpCore);
@@ -122,6 +123,19 @@ pub(super) fn init(
             _ => project.clone(),
         };
         let path = discovery::database_path(&dir, name);
+        // With an installed package, its schema file is what a new database is built from.
+        if let Some(target) = ctx.target(name)? {
+            let built = match inspect::inspect(&path)? {
+                State::Missing => {
+                    let file = std::path::Path::new(&target.origin);
+                    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, &e))?;
+                    Some(scratch::build(&target.origin, &text)?)
+                }
+                State::Unversioned { .. } | State::Versioned(_) => None,
+            };
+            planned.push((name, path, target.version.clone(), built));
+            continue;
+        }
         let set = catalog::load(&opts.root, name.as_str())?;
         let latest = set.latest().cloned().ok_or_else(|| {
             Error::plan(
@@ -148,7 +162,13 @@ pub(super) fn init(
             None => false,
         };
         (entry.status, entry.reason) = if created {
-            let why = format!("created at v{latest}, the latest version of its migration set");
+            let why = match &ctx.package {
+                Some(p) if name != DbName::AifpCore => format!(
+                    "created at v{latest} from the installed {} {}'s schema",
+                    p.name, p.version
+                ),
+                _ => format!("created at v{latest}, the latest version of its migration set"),
+            };
             (RunStatus::Created, Some(why))
         } else {
             let why = "the file is there already and was left alone (--init never overwrites)";

@@ -118,6 +118,7 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
     let wants_package = matches!(
         &opts.mode,
         Mode::Check { .. }
+            | Mode::Init { .. }
             | Mode::Migrate {
                 goal: Goal::Version(Target::Latest),
                 ..
@@ -183,7 +184,7 @@ pub fn run(opts: &Options, progress: &Reporter) -> Result<Outcome, Error> {
         }
         Mode::Verify { only } => know::verify_sets(&opts.root, *only),
         Mode::Stamp { db, version, force } => know::stamp(&opts.root, &found, *db, version, *force),
-        Mode::Init { only } => know::init(opts, &found, *only),
+        Mode::Init { only } => know::init(opts, &ctx, &found, *only),
     };
     outcome.map(|mut o| {
         o.notes.extend(notes);
