@@ -91,10 +91,10 @@ pub enum Error {
         hint: &'static str,
     },
 
-    #[error("no .aifp-project folder at or above {start}: --init would create {folder}; to create it there, pass --project-dir {start} (or run it from the project's own folder)")]
+    #[error("no .aimfp-project or .aifp-project folder at or above {start}: --init would create {folder}; to create it there, pass --project-dir {start} (or run it from the project's own folder)")]
     InitWhere { start: PathBuf, folder: PathBuf },
 
-    #[error("no {db} database: no .aifp-project folder at or above {start} (pass --project-dir)")]
+    #[error("no {db} database: no .aimfp-project or .aifp-project folder at or above {start} (pass --project-dir)")]
     NoProject { db: String, start: String },
 
     #[error("{path} is not a regular file: move it away")]
@@ -314,6 +314,10 @@ pub enum Error {
 
     #[error("{path}: {message}")]
     Sqlite { path: PathBuf, message: String },
+
+    /// An error, with what most likely caused it and what to do.
+    #[error("{error} ({hint})")]
+    Hinted { error: Box<Error>, hint: String },
 
     /// Several errors found while planning; each is printed on a line of its own.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]

@@ -100,6 +100,12 @@ pub struct CheckEntry {
     pub current: Option<String>,
     pub latest: Option<String>,
     pub pending: Vec<StepEntry>,
+    /// For a pending database: `script` when its steps are all scripts, else `converge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// For a pending converge: what it changes, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<String>,
     /// How the schema differs from the one its recorded version should have.
     pub drift: Vec<String>,
     /// The version whose expected schema it matches exactly, for a drifted or unversioned one.
@@ -671,7 +677,7 @@ fn line(
     path: Option<&str>,
     colour: bool,
 ) {
-    let path = printable(path.unwrap_or("(no .aifp-project folder found)"));
+    let path = printable(path.unwrap_or("(no .aimfp-project or .aifp-project folder found)"));
     let version = printable(version);
     // Padded first, painted after, so the colour codes do not upset the columns.
     let status = if version.is_empty() {

@@ -504,3 +504,20 @@ fn a_scripted_rebuild_never_lowers_the_autoincrement_high_water_mark() {
         "id 3 was handed out again"
     );
 }
+
+#[test]
+fn a_script_that_fails_on_a_drifted_database_names_the_drift_and_repair() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    // Drift: a hand-made table in the way of the next script's.
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE work_branches (x);")
+        .unwrap();
+    let before = env.files();
+    let err = env.run(&["--db", "project"]).expect(1).stderr();
+    assert!(err.contains("work_branches"), "{err}");
+    assert!(err.contains("drifted"), "{err}");
+    assert!(err.contains("aifp-migrate --db project --repair"), "{err}");
+    assert!(env.files() == before);
+}

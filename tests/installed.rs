@@ -507,3 +507,101 @@ fn init_with_an_installed_aimfp_creates_its_folder_from_the_packages_schemas() {
     }
     assert!(!fresh.join(".aifp-project").exists());
 }
+
+#[test]
+fn the_python_of_the_projects_mcp_json_is_asked_first() {
+    let w = World::new("1.23.0", "1.35.0");
+    let site = w.package.parent().unwrap().to_path_buf();
+    // A Python that finds the package only through its own wrapper, named by .mcp.json.
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v python3"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = w.env.tmp.path().join("venv/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let wrapper = bin.join("python3");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nPYTHONPATH='{}' exec {} \"$@\"\n",
+            site.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    std::fs::write(
+        w.root.join(".mcp.json"),
+        format!(
+            r#"{{"mcpServers": {{"aimfp": {{"command": "{}", "args": ["-m", "aimfp"]}}}}}}"#,
+            wrapper.display()
+        ),
+    )
+    .unwrap();
+    let out = Run(w
+        .env
+        .cmd_in(&w.root)
+        .env_remove("AIFP_PACKAGE")
+        .env_remove("PYTHONPATH")
+        .arg("--check")
+        .output()
+        .unwrap())
+    .expect(3)
+    .stdout();
+    assert!(out.contains("installed AIFP: aimfp 1.35.0"), "{out}");
+    assert!(out.contains(".mcp.json"), "{out}");
+}
+
+#[test]
+fn a_core_that_expects_another_version_than_the_schema_file_writes_is_noted() {
+    let w = World::new("1.23.0", "1.35.0");
+    let core = w.package.join("database/aimfp_core.db");
+    // Edit a copy out of WAL mode, then put it back: the package's core as another release shipped it.
+    let conn = rusqlite::Connection::open(&core).unwrap();
+    conn.execute_batch(
+        "UPDATE expected_schema_versions SET expected_version = '1.10' WHERE db_name = 'project';
+         PRAGMA journal_mode = DELETE;",
+    )
+    .unwrap();
+    drop(conn);
+    let err = w.run(&["--check"]).expect(3).stderr();
+    assert!(
+        err.contains("note: aimfp's core expects project v1.10")
+            && err.contains("the schema file wins"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_package_core_is_an_error_naming_it() {
+    let w = World::new("1.23.0", "1.35.0");
+    let core = w.package.join("database/aimfp_core.db");
+    std::fs::write(
+        &core,
+        b"not a database at all, just text that is long enough to be a header",
+    )
+    .unwrap();
+    let err = w.run(&["--check"]).expect(1).stderr();
+    assert!(err.contains(&core.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_pending_converge_says_so_in_the_json_with_its_summary() {
+    let w = World::new("1.23.0", "1.35.0");
+    let json = w.run(&["--check", "--format", "json"]).expect(3).json();
+    let project = &json["databases"][1];
+    assert_eq!(project["kind"], "converge", "{json}");
+    assert!(
+        project["summary"].to_string().contains("+ table modules"),
+        "{json}"
+    );
+    assert_eq!(json["package"]["name"], "aimfp");
+    assert_eq!(json["package"]["version"], "1.35.0");
+    assert_eq!(json["folders"][0]["status"], "planned");
+}

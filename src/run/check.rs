@@ -44,6 +44,7 @@ pub(super) fn check(
             check_one(loc, &sets[&loc.name], cache, with)
         })
         .unzip();
+    let databases: Vec<CheckEntry> = databases.into_iter().map(with_kind).collect();
     caches.values().for_each(cache::DriftCache::save);
     plans.save();
     if let Some([a, b]) = &found.both {
@@ -76,6 +77,20 @@ pub(super) fn check(
         errors: errors.into_iter().flatten().collect(),
         notes: Vec::new(),
     }
+}
+
+/// A pending entry says whether its steps are scripts or generated, and what a converge changes.
+fn with_kind(mut entry: CheckEntry) -> CheckEntry {
+    if !entry.pending.is_empty() {
+        let converge = entry.pending.iter().any(|s| s.kind == "converge");
+        entry.kind = Some(if converge { "converge" } else { "script" });
+        entry.summary = entry
+            .pending
+            .iter()
+            .flat_map(|s| s.summary.iter().cloned())
+            .collect();
+    }
+    entry
 }
 
 /// The folder move a migrating run would make for the database at `path`, said once.
@@ -131,6 +146,8 @@ fn check_one(
         drift: Vec::new(),
         matches: None,
         changed_scripts: Vec::new(),
+        kind: None,
+        summary: Vec::new(),
         reason: None,
         error: None,
     };

@@ -557,8 +557,9 @@ fn run_for_real(
         match begun {
             Ok(ready) => pending.push((*i, ready)),
             Err(e) => {
+                let e = drift_hint(p, e);
                 entries[*i].status = RunStatus::Failed;
-                entries[*i].error = Some(drift_hint(p, e.to_string()));
+                entries[*i].error = Some(e.to_string());
                 entries[*i].reason = entries[*i].error.clone();
                 failed = Some((*i, entries[*i].name.to_string()));
                 errors.push(e);
@@ -631,7 +632,10 @@ fn put_back(entry: &mut RunEntry, done: &Applied, who: &str, errors: &mut Vec<Er
 }
 
 /// A script that fails on a drifted database: the drift is the likely cause.
-fn drift_hint(p: &Planned<'_>, message: String) -> String {
+fn drift_hint(p: &Planned<'_>, e: Error) -> Error {
+    if !matches!(e, Error::StepFailed { .. }) {
+        return e;
+    }
     let drifted = p.set.is_some_and(|set| {
         let actual = inspect::open_existing(&p.path)
             .ok()
@@ -643,13 +647,16 @@ fn drift_hint(p: &Planned<'_>, message: String) -> String {
         }
     });
     if drifted && p.steps.iter().any(|s| s.converge.is_none()) {
-        format!(
-            "{message} (its schema has drifted from v{}'s, the likely cause: run aifp-migrate --db {} --repair first)",
-            p.from,
-            p.name.as_str()
-        )
+        Error::Hinted {
+            error: Box::new(e),
+            hint: format!(
+                "its schema has drifted from v{}'s, the likely cause: run aifp-migrate --db {} --repair first",
+                p.from,
+                p.name.as_str()
+            ),
+        }
     } else {
-        message
+        e
     }
 }
 
