@@ -20,6 +20,11 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+/// The fixtures of AIFP's released versions, shared with the tests.
+#[allow(dead_code)]
+#[path = "../tests/common/released.rs"]
+mod released;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const REPRODUCE: &str = "cargo bench --bench figures";
@@ -34,6 +39,8 @@ const CHECK_RUNS: usize = 20;
 const COLD_RUNS: usize = 5;
 const RSS_RUNS: usize = 3;
 const CHECK_TARGET_MS: f64 = 5.0;
+/// `--check` with an installed package found (and cached) against one without.
+const PACKAGE_CHECK_TARGET: f64 = 1.5;
 
 const SCAN_PROJECTS: usize = 1_000;
 const SCAN_RUNS: usize = 5;
@@ -160,6 +167,11 @@ impl Bench {
         if wanted("4") {
             if let Err(e) = self.case_scan(&mut out) {
                 out.failed("4  --check --scan, 1,000 projects", &*e);
+            }
+        }
+        if wanted("5") {
+            if let Err(e) = self.case_package_check(&mut out) {
+                out.failed("5  --check, installed package", &*e);
             }
         }
         println!(
@@ -379,6 +391,102 @@ impl Bench {
              sqlite3 processes, one `SELECT version FROM schema_version` per database.",
             fmt_ms(cold.first)
         ));
+        Ok(())
+    }
+
+    /// Case 5: `--check` of a project made by AIMFP 1.35 with the package installed (found by
+    /// asking `python3`, whose answer is cached), against `--check` of a plan-era project without
+    /// a package, interleaved; the first, uncached run too.
+    fn case_package_check(&self, out: &mut Figures) -> Res<()> {
+        println!("\n== 5. --check with an installed package, against --check without one");
+        let dir = tempdir()?;
+        let d = dir.path();
+        let site = d.join("site-packages");
+        fs::create_dir_all(&site)?;
+        released::package(&site, released::Flavour::Aimfp, "1.35.0");
+        let real = d.join("real");
+        fs::create_dir_all(&real)?;
+        released::project(&real, "1.35.0");
+        let with = self
+            .tool(d, &real)
+            .unset("AIFP_PACKAGE")
+            .env("PYTHONPATH", &site)
+            .arg("--check");
+        // The baseline: a plan-era project, all four databases current, no package looked for.
+        let plan = d.join("plan");
+        fs::create_dir_all(plan.join(".aifp-project"))?;
+        let tool = |args: &[&str]| {
+            let mut p = self
+                .tool(d, &plan)
+                .unset("AIFP_MIGRATIONS")
+                .env("AIFP_PACKAGE", "none");
+            for a in args {
+                p = p.arg(a);
+            }
+            p
+        };
+        tool(&["--init"]).run(None)?;
+        tool(&["--init", "--db", "aifp_core"]).run(None)?;
+        let without = tool(&["--check"]);
+
+        let first = with.run(None)?;
+        if !first.stdout.contains("installed AIFP: aimfp 1.35.0") {
+            return Err(format!("the package was not found:\n{}", first.stdout).into());
+        }
+        for _ in 0..CHECK_WARMUPS {
+            with.run(None)?;
+            without.run(None)?;
+        }
+        let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..CHECK_RUNS {
+            let x = with.run(None)?.wall;
+            let y = without.run(None)?.wall;
+            ratios.push(x / y);
+            a.push(x);
+            b.push(y);
+        }
+        let mut rss = (Vec::new(), Vec::new());
+        if self.gnu_time {
+            for _ in 0..RSS_RUNS {
+                rss.0.extend(with.run(Some(&self.rss_file()))?.rss_kib);
+                rss.1.extend(without.run(Some(&self.rss_file()))?.rss_kib);
+            }
+        }
+        let with_s = Stats::of(&a, &rss.0);
+        let without_s = Stats::of(&b, &rss.1);
+        ratios.sort_by(f64::total_cmp);
+        let r = ratios[ratios.len() / 2];
+        println!(
+            "  with the package (cached): median {}; without: median {}; median of pair ratios {r:.2}; first, uncached run {}",
+            fmt_ms(with_s.median),
+            fmt_ms(without_s.median),
+            fmt_ms(first.wall)
+        );
+        out.rows.push(Row {
+            case: format!("5  --check, installed package, cached (n={CHECK_RUNS})"),
+            tool: fmt_ms(with_s.median),
+            baseline: "--check, no package".into(),
+            base: fmt_ms(without_s.median),
+            ratio: format!("{r:.2}x"),
+            target: format!("<= {PACKAGE_CHECK_TARGET}x"),
+            result: verdict(r <= PACKAGE_CHECK_TARGET),
+            tool_rss: fmt_rss(with_s.rss),
+            base_rss: fmt_rss(without_s.rss),
+        });
+        out.rows.push(Row {
+            case: "   --check, installed package, first run (uncached)".into(),
+            tool: fmt_ms(first.wall),
+            target: "(info)".into(),
+            ..Row::default()
+        });
+        out.notes.push(
+            "case 5: the package is found by asking python3 (PYTHONPATH names a folder holding a \
+             fake aimfp 1.35.0 built from the test fixtures), a project made by 1.35.0 is checked; \
+             the baseline is a plan-era project with all four databases current and no package \
+             looked for (AIFP_PACKAGE=none). The ratio is the median of pair-by-pair ratios of \
+             interleaved runs; the first run asks Python and builds the package's schemas."
+                .into(),
+        );
         Ok(())
     }
 
