@@ -156,6 +156,10 @@ pub fn plan(current: &Schema, target: &Schema, seeds: &BTreeMap<String, Vec<Stri
             continue;
         }
         creates.push((kind.as_str(), want.sql.clone()));
+        if !same && kind == "index" {
+            out.tighter
+                .extend(unique_index_tightening(current, target, name, want));
+        }
         if !same {
             let verb = if had.is_some() { "~" } else { "+" };
             out.summary.push(format!("{verb} {kind} {name}"));
@@ -383,6 +387,67 @@ fn duplicates(from: &str, have: &Table, want: &Table, cols: &[&str]) -> Option<S
     ))
 }
 
+/// The query for rows that a new (or changed) `CREATE UNIQUE INDEX` over plain columns would
+/// reject, on the table as it is now; `None` for another index, one over an expression, or one on
+/// a table that is new. (Found by tests/converge_props.rs: such an index got no check, and the
+/// plan then failed on it with SQLite's own message instead of naming the rows.) Collations are
+/// not taken into account: rows they alone make collide still fail, with SQLite's message.
+fn unique_index_tightening(
+    current: &Schema,
+    target: &Schema,
+    name: &str,
+    index: &crate::schema::Object,
+) -> Option<Tightening> {
+    let toks = sql::lex(&index.sql);
+    if toks.get(1)?.norm != "unique" {
+        return None;
+    }
+    let on = toks.iter().position(|t| t.norm == "on")?;
+    let mut i = on + toks[on..].iter().position(|t| t.norm == "(")? + 1;
+    let mut cols = Vec::new();
+    loop {
+        let col = toks.get(i)?;
+        i += 1;
+        while let Some(t) = toks.get(i) {
+            match t.norm.as_str() {
+                "collate" => i += 2,
+                "asc" | "desc" => i += 1,
+                _ => break,
+            }
+        }
+        cols.push(col.norm.as_str());
+        match toks.get(i)?.norm.as_str() {
+            "," => i += 1,
+            ")" => break,
+            // An expression: not looked for here.
+            _ => return None,
+        }
+    }
+    let filter = toks
+        .get(i + 1)
+        .filter(|t| t.norm == "where")
+        .map(|w| index.sql[w.end..].trim().trim_end_matches(';').to_string());
+    let have = current.tables.get(&index.table)?;
+    let want = target.tables.get(&index.table)?;
+    let table = quote(&have.name);
+    // A partial index holds only the rows its WHERE picks.
+    let (from, only) = match &filter {
+        Some(f) => (format!("(SELECT * FROM {table} WHERE {f})"), format!("({f}) AND ")),
+        None => (table.clone(), String::new()),
+    };
+    let rowid = if have.constraints.contains("WITHOUT ROWID") {
+        "NULL"
+    } else {
+        "rowid"
+    };
+    let condition = duplicates(&from, have, want, &cols)?;
+    Some(Tightening {
+        table: index.table.clone(),
+        constraint: format!("UNIQUE index {name} ({})", cols.join(", ")),
+        query: format!("SELECT {rowid} FROM {table} WHERE {only}{condition}"),
+    })
+}
+
 /// The content table of an external-content full-text index (`content='notes'`), if it is one.
 pub fn external_content(sql: &str) -> Option<String> {
     let toks = sql::lex(sql);
@@ -520,6 +585,37 @@ mod tests {
                 (t.constraint.clone(), ids)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_new_unique_index_is_looked_for_before_it_is_built() {
+        let from = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER);";
+        let rows = "INSERT INTO t VALUES (1, 'x', 1), (2, 'x', 2), (3, 'y', 3), (4, NULL, 4), (5, NULL, 5);";
+        let to = format!("{from} CREATE UNIQUE INDEX t_a ON t (a COLLATE BINARY DESC);");
+        assert_eq!(
+            tightened(from, rows, &to),
+            [("UNIQUE index t_a (a)".to_string(), vec![1, 2])]
+        );
+        // A partial index: only the rows its WHERE picks.
+        let to = format!("{from} CREATE UNIQUE INDEX t_a ON t (a) WHERE b > 1;");
+        assert_eq!(tightened(from, rows, &to)[0].1, Vec::<i64>::new());
+        let rows = "INSERT INTO t VALUES (1, 'x', 1), (2, 'x', 2), (3, 'x', 3);";
+        assert_eq!(tightened(from, rows, &to)[0].1, [2, 3]);
+        // A plain index, or one over an expression, is not looked for.
+        for index in [
+            "CREATE INDEX t_a ON t (a)",
+            "CREATE UNIQUE INDEX t_a ON t (lower(a))",
+        ] {
+            assert_eq!(tightened(from, rows, &format!("{from} {index};")), []);
+        }
+        // A table that rows fill as it is rebuilt: its new column's default collides.
+        let to = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, c TEXT DEFAULT 'd');
+            CREATE UNIQUE INDEX t_c ON t (c);";
+        let found = tightened(from, rows, to);
+        assert!(
+            found.contains(&("UNIQUE index t_c (c)".to_string(), vec![1, 2, 3])),
+            "{found:?}"
+        );
     }
 
     #[test]
