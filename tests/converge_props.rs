@@ -100,6 +100,9 @@ struct Col {
 struct Table {
     name: &'static str,
     autoinc: bool,
+    strict: bool,
+    /// A generated column `twice` (`id * 2`), and whether it is STORED.
+    generated: Option<bool>,
     cols: Vec<Col>,
     unique_pair: Option<(&'static str, &'static str)>,
     /// An index on one column, and whether it is UNIQUE.
@@ -246,8 +249,10 @@ fn gen_table(rng: &mut Rng, name: &'static str, types: &Types) -> Table {
     Table {
         name,
         autoinc: rng.chance(30),
+        strict: rng.chance(10),
+        generated: rng.chance(10).then(|| rng.chance(50)),
         unique_pair: (plain.len() >= 2 && rng.chance(8)).then(|| (plain[0], plain[1])),
-        index: rng.chance(40).then(|| (rng.pick(&names), rng.chance(15))),
+        index: rng.chance(40).then(|| (rng.pick(&names), rng.chance(30))),
         trigger: rng.chance(30),
         seed: rng.chance(15),
         cols,
@@ -342,10 +347,16 @@ fn derive(rng: &mut Rng, a: &Spec, types: &Types, version: &'static str) -> Spec
         if rng.chance(15) {
             t.autoinc = !t.autoinc;
         }
+        if rng.chance(10) {
+            t.strict = !t.strict;
+        }
+        if rng.chance(10) {
+            t.generated = rng.chance(50).then(|| rng.chance(50));
+        }
         if rng.chance(30) {
             t.index = rng.chance(60).then(|| {
                 let c = t.cols[rng.below(t.cols.len())].name;
-                (c, rng.chance(15))
+                (c, rng.chance(30))
             });
         }
         if rng.chance(30) {
@@ -377,6 +388,38 @@ fn derive(rng: &mut Rng, a: &Spec, types: &Types, version: &'static str) -> Spec
     }
     fix(rng, &mut b);
     b
+}
+
+/// Makes B stricter than A on one column both have (a CHECK, or a UNIQUE index), so that the
+/// rows can be made to break it.
+fn stricter(rng: &mut Rng, a: &Spec, b: &mut Spec) {
+    let shared: Vec<(usize, &'static str)> = b
+        .tables
+        .iter()
+        .enumerate()
+        .filter_map(|(i, bt)| a.table(bt.name).map(|at| (i, at, bt)))
+        .flat_map(|(i, at, bt)| {
+            at.cols
+                .iter()
+                .filter(|c| c.refs.is_none() && bt.col(c.name).is_some())
+                .map(move |c| (i, c.name))
+        })
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    let (i, name) = shared[rng.below(shared.len())];
+    let t = &mut b.tables[i];
+    if rng.chance(50) {
+        t.index = Some((name, true));
+        return;
+    }
+    let c = t.cols.iter_mut().find(|c| c.name == name).unwrap();
+    c.check = Some(gen_check(rng, c.ty));
+    if c.default.as_ref().is_some_and(|d| !passes(&c.check, d)) {
+        c.default = None;
+        c.not_null = false;
+    }
 }
 
 /// Makes every reference name something the schema has.
@@ -488,14 +531,19 @@ fn render(spec: &Spec) -> String {
             if t.autoinc { " AUTOINCREMENT" } else { "" }
         )];
         parts.extend(t.cols.iter().map(|c| col_sql(c, spec.style)));
+        if let Some(stored) = t.generated {
+            let kind = if stored { "STORED" } else { "VIRTUAL" };
+            parts.push(format!("twice INTEGER GENERATED ALWAYS AS (id * 2) {kind}"));
+        }
         if let Some((x, y)) = t.unique_pair {
             parts.push(format!("UNIQUE ({x}, {y})"));
         }
         let _ = writeln!(
             s,
-            "CREATE TABLE {} ({});",
+            "CREATE TABLE {} ({}){};",
             spelled(t.name, spec.style),
-            parts.join(", ")
+            parts.join(", "),
+            if t.strict { " STRICT" } else { "" }
         );
     }
     if spec.tables.iter().any(|t| t.trigger) {
@@ -538,13 +586,13 @@ fn render(spec: &Spec) -> String {
 
 /// Rows for A: each meets A's constraints and, where it can, B's too; with `violate`, one value
 /// is chosen to break B on purpose. Each is one `INSERT`; a row A itself refuses is skipped.
-fn gen_rows(rng: &mut Rng, a: &Spec, b: &Spec, violate: bool) -> Vec<String> {
+fn gen_rows(rng: &mut Rng, a: &Spec, b: &Spec, violate: bool, first: i64) -> Vec<String> {
     let mut out = Vec::new();
     for t in &a.tables {
         let bt = b.table(t.name);
         let n = rng.range(3, 5);
         let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-        for id in 1..=n {
+        for id in first..first + n {
             let mut names = vec!["id".to_string()];
             let mut values = vec![id.to_string()];
             for c in &t.cols {
@@ -598,7 +646,26 @@ fn gen_rows(rng: &mut Rng, a: &Spec, b: &Spec, violate: bool) -> Vec<String> {
             ));
         }
     }
-    if violate {
+    // Or two rows that collide in a UNIQUE index that B adds.
+    let collide: Vec<(&str, &str)> = b
+        .tables
+        .iter()
+        .filter_map(|bt| bt.index.filter(|i| i.1).map(|(c, _)| (bt.name, c)))
+        .filter(|&(t, c)| {
+            a.table(t).is_some_and(|at| {
+                at.col(c).is_some_and(|ac| !ac.unique)
+                    && at.index != Some((c, true))
+                    && at.unique_pair.is_none_or(|(x, y)| x != c && y != c)
+            })
+        })
+        .collect();
+    if violate && !collide.is_empty() && rng.chance(50) {
+        let (t, c) = collide[rng.below(collide.len())];
+        out.push(format!(
+            "UPDATE {t} SET {c} = (SELECT {c} FROM {t} WHERE id = {}) WHERE id = {first}",
+            first + 1
+        ));
+    } else if violate {
         // One value that A accepts and B's version of the column does not.
         let shared: Vec<(&Table, &Col, &Col)> = a
             .tables
@@ -621,7 +688,7 @@ fn gen_rows(rng: &mut Rng, a: &Spec, b: &Spec, violate: bool) -> Vec<String> {
                 };
                 if col_ok(c, &v) && !col_ok(bc, &v) && !c.unique {
                     out.push(format!(
-                        "UPDATE {} SET {} = {} WHERE id = 1",
+                        "UPDATE {} SET {} = {} WHERE id = {first}",
                         t.name,
                         c.name,
                         literal(&v)
@@ -684,8 +751,12 @@ fn snap_of(conn: &Connection) -> Snap {
     let mut tables = BTreeMap::new();
     for t in data_tables(conn, "main") {
         let cols = columns(conn, "main", &t);
+        let list: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
         let mut stmt = conn
-            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid"))
+            .prepare(&format!(
+                "SELECT {} FROM \"{t}\" ORDER BY rowid",
+                list.join(", ")
+            ))
             .unwrap();
         let n = cols.len();
         let rows = stmt
@@ -705,7 +776,9 @@ fn snap_of(conn: &Connection) -> Snap {
             .prepare("SELECT name, seq FROM sqlite_sequence")
             .unwrap();
         seqs = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?.to_lowercase(), r.get(1)?))
+            })
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -1126,6 +1199,8 @@ struct Case {
     b: Spec,
     back: Spec,
     rows: Vec<String>,
+    /// Rows written while the database is at B, before it goes back.
+    rows_at_b: Vec<String>,
 }
 
 impl Case {
@@ -1133,12 +1208,21 @@ impl Case {
         let mut rng = Rng::new(seed);
         let types = types(&mut rng);
         let a = gen_spec(&mut rng, &types, "1.0");
-        let b = derive(&mut rng, &a, &types, "2.0");
-        let violate = rng.chance(20);
-        let rows = gen_rows(&mut rng, &a, &b, violate);
+        let mut b = derive(&mut rng, &a, &types, "2.0");
+        let violate = rng.chance(30);
+        if violate {
+            stricter(&mut rng, &a, &mut b);
+        }
+        let rows = gen_rows(&mut rng, &a, &b, violate, 1);
         let mut back = a.clone();
         // Back up to a higher version, or down to one between: a converge goes either way.
         back.version = if rng.chance(50) { "3.0" } else { "1.5" };
+        let rows_at_b = if rng.chance(50) {
+            let violate = rng.chance(10);
+            gen_rows(&mut rng, &b, &back, violate, 10)
+        } else {
+            Vec::new()
+        };
         Case {
             seed,
             via: if seed % BIN_EVERY == BIN_EVERY - 1 {
@@ -1151,12 +1235,13 @@ impl Case {
             b,
             back,
             rows,
+            rows_at_b,
         }
     }
 
     fn repro(&self) -> String {
         format!(
-            "seed {} ({:?}{}): PROPS_SEED={} cargo test --test converge_props\n--- A\n{}--- rows\n{};\n--- B\n{}--- back to A\n{}",
+            "seed {} ({:?}{}): PROPS_SEED={} cargo test --test converge_props\n--- A\n{}--- rows\n{};\n--- B\n{}--- rows at B\n{};\n--- back to A\n{}",
             self.seed,
             self.via,
             if self.wal { ", WAL" } else { "" },
@@ -1164,6 +1249,7 @@ impl Case {
             render(&self.a),
             self.rows.join(";\n"),
             render(&self.b),
+            self.rows_at_b.join(";\n"),
             render(&self.back)
         )
     }
@@ -1177,32 +1263,40 @@ impl Case {
                 conn.pragma_update(None, "journal_mode", "wal").unwrap();
             }
             conn.execute_batch(&render(&self.a)).unwrap();
-            conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
-            for r in &self.rows {
-                // A row A refuses is not part of the case.
-                let _ = conn.execute_batch(r);
-            }
-            // No row of A breaks a foreign key: a parent the generator could not fill is NULL.
-            let mut stmt = conn
-                .prepare("SELECT \"table\", rowid FROM pragma_foreign_key_check")
-                .unwrap();
-            let broken: Vec<(String, i64)> = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-            for (t, rowid) in broken {
-                conn.execute_batch(&format!(
-                    "UPDATE {t} SET parent = NULL WHERE rowid = {rowid}"
-                ))
-                .unwrap();
-            }
         }
+        write_rows(&db, &self.rows);
         let mut rng = Rng::new(self.seed ^ 0x5555);
         if leg(&world, &self.b, self.via, 1, &mut rng, tally)? {
+            write_rows(&db, &self.rows_at_b);
             leg(&world, &self.back, self.via, 2, &mut rng, tally)?;
         }
         Ok(())
+    }
+}
+
+/// Writes `rows` (a row the schema refuses is not part of the case), then sets to NULL every
+/// `parent` that breaks a foreign key: the databases a leg starts from break none.
+fn write_rows(db: &Path, rows: &[String]) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    for r in rows {
+        let _ = conn.execute_batch(r);
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT \"table\", rowid FROM pragma_foreign_key_check")
+            .unwrap();
+        let broken: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (t, rowid) in broken {
+            conn.execute_batch(&format!(
+                "UPDATE {t} SET parent = NULL WHERE rowid = {rowid}"
+            ))
+            .unwrap();
+        }
     }
 }
 
@@ -1222,6 +1316,9 @@ fn converging_there_and_back_reaches_each_target_and_keeps_every_row() {
     let mut failures = Vec::new();
     for &seed in &seeds {
         let case = Case::new(seed);
+        if std::env::var_os("PROPS_SHOW").is_some() {
+            eprintln!("{}", case.repro());
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut t = Tally::default();
             case.run(&mut t).map(|()| t)
