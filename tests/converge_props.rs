@@ -950,9 +950,16 @@ impl World {
                     let plan = converge::plan(&current, &target.schema, &target.seeds);
                     Ok(vec![Step::generated(from, &target.version, &origin, plan)])
                 };
-                apply::migrate(&self.db(), request, planner, &progress::silent())
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                let applied = apply::migrate(&self.db(), request, planner, &progress::silent())
+                    .map_err(|e| e.to_string())?;
+                // Each index built is counted with the rows of its table.
+                let conn = Connection::open(self.db()).unwrap();
+                for built in &applied.account.fts_built {
+                    let rows: i64 =
+                        one(&conn, &format!("SELECT count(*) FROM \"{}\"", built.table));
+                    assert_eq!(built.rows, rows, "{built:?}");
+                }
+                Ok(())
             }
             Via::Binary => {
                 let root = self.tmp.path();
