@@ -442,7 +442,7 @@ fn fix(rng: &mut Rng, spec: &mut Spec) {
         }
     }
     if let Some((t, c)) = spec.view {
-        if !spec.table(t).is_some_and(|t| t.col(c).is_some()) {
+        if spec.table(t).is_none_or(|t| t.col(c).is_none()) {
             spec.view = None;
         }
     }
