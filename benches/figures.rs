@@ -3,7 +3,12 @@
 //! 1. `--check` on a project with all four databases (target: median at most 5 ms);
 //! 2. migrating a 1,000,000-row project.db, against the floor `cp db db.bak && sqlite3 -bail db`
 //!    running the same SQL in one transaction (target: at most 1.25 times the floor's median);
-//! 3. peak RSS migrating a ~100 MB and a ~1 GB database (target: at most 64 MiB, flat with size).
+//! 3. peak RSS migrating a ~100 MB and a ~1 GB database (target: at most 64 MiB, flat with size);
+//! 4. `--check --scan` over 1,000 projects (target: at most 2 s);
+//! 5. converging a 1,000,000-row project.db to a schema file (`--to-schema`: notes rebuilt for a
+//!    new CHECK, an external-content FTS5 index built from it), against the floor running the SQL
+//!    the tool's dry run prints (target: at most 1.1 times the floor; peak RSS at most 32 MiB and
+//!    flat at 1M and 3M rows). `AIFP_BENCH_SKIP_3M=1` skips the 3M-row run.
 //!
 //! Every run is a process of the release binary in a temp dir of its own; wall time is taken
 //! around the child, peak RSS by GNU time (`/usr/bin/time -f %M`). `AIFP_BENCH_SKIP_1GB=1`
@@ -30,6 +35,7 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 const REPRODUCE: &str = "cargo bench --bench figures";
 const GNU_TIME: &str = "/usr/bin/time";
 const SKIP_1GB: &str = "AIFP_BENCH_SKIP_1GB";
+const SKIP_3M: &str = "AIFP_BENCH_SKIP_3M";
 /// The floor of cases 2 and 3, run in the project folder with the SQL on stdin.
 const FLOOR_COMMAND: &str = "cp project.db project.db.bak && sqlite3 -bail project.db";
 const FLOOR: &str = "floor: cp + sqlite3 -bail";
@@ -51,6 +57,15 @@ const MIGRATE_RUNS: usize = 5;
 const FLOOR_TARGET: f64 = 1.25;
 
 const RSS_TARGET_KIB: f64 = 64.0 * 1024.0;
+
+/// Case 5: the target schema file, its version, the rows, and the targets.
+const CONVERGE_TARGET: &str = "benches/fixtures/converge/project_v2.0.sql";
+const CONVERGE_VERSION: &str = "2.0";
+const CONVERGE_ROWS: u64 = 1_000_000;
+const CONVERGE_BIG_ROWS: u64 = 3_000_000;
+const CONVERGE_RUNS: usize = 5;
+const CONVERGE_FLOOR_TARGET: f64 = 1.1;
+const CONVERGE_RSS_KIB: f64 = 32.0 * 1024.0;
 /// The 1 GB figure counts as "not growing" within this factor of the 100 MB one.
 const RSS_FLAT: f64 = 1.10;
 /// Only to size the disk check before a database exists; the real width is measured.
@@ -169,9 +184,14 @@ impl Bench {
                 out.failed("4  --check --scan, 1,000 projects", &*e);
             }
         }
-        if wanted("5") {
+        if wanted("5") || wanted("converge") {
+            if let Err(e) = self.case_converge(&mut out) {
+                out.failed("5  --to-schema, 1,000,000 rows", &*e);
+            }
+        }
+        if wanted("6") || wanted("package") {
             if let Err(e) = self.case_package_check(&mut out) {
-                out.failed("5  --check, installed package", &*e);
+                out.failed("6  --check, installed package", &*e);
             }
         }
         println!(
@@ -394,11 +414,11 @@ impl Bench {
         Ok(())
     }
 
-    /// Case 5: `--check` of a project made by AIMFP 1.35 with the package installed (found by
+    /// Case 6: `--check` of a project made by AIMFP 1.35 with the package installed (found by
     /// asking `python3`, whose answer is cached), against `--check` of a plan-era project without
     /// a package, interleaved; the first, uncached run too.
     fn case_package_check(&self, out: &mut Figures) -> Res<()> {
-        println!("\n== 5. --check with an installed package, against --check without one");
+        println!("\n== 6. --check with an installed package, against --check without one");
         let dir = tempdir()?;
         let d = dir.path();
         let site = d.join("site-packages");
@@ -463,7 +483,7 @@ impl Bench {
             fmt_ms(first.wall)
         );
         out.rows.push(Row {
-            case: format!("5  --check, installed package, cached (n={CHECK_RUNS})"),
+            case: format!("6  --check, installed package, cached (n={CHECK_RUNS})"),
             tool: fmt_ms(with_s.median),
             baseline: "--check, no package".into(),
             base: fmt_ms(without_s.median),
@@ -480,7 +500,7 @@ impl Bench {
             ..Row::default()
         });
         out.notes.push(
-            "case 5: the package is found by asking python3 (PYTHONPATH names a folder holding a \
+            "case 6: the package is found by asking python3 (PYTHONPATH names a folder holding a \
              fake aimfp 1.35.0 built from the test fixtures), a project made by 1.35.0 is checked; \
              the baseline is a plan-era project with all four databases current and no package \
              looked for (AIFP_PACKAGE=none). The ratio is the median of pair-by-pair ratios of \
@@ -555,6 +575,123 @@ impl Bench {
              the first run (drift cache empty) took {}.",
             3 * SCAN_PROJECTS,
             fmt_ms(first)
+        ));
+        Ok(())
+    }
+
+    /// Case 5: converging a 1M-row project.db to a schema file (notes rebuilt, an FTS5 index
+    /// built), tool against the floor running the dry run's SQL, interleaved; then the peak RSS
+    /// of both at 3M rows.
+    fn case_converge(&self, out: &mut Figures) -> Res<()> {
+        println!(
+            "\n== 5. converging a {}-row project.db to {CONVERGE_TARGET} (notes rebuilt for a new CHECK, FTS5 index built)",
+            thousands(CONVERGE_ROWS)
+        );
+        let name = format!("5  --to-schema, {} rows", thousands(CONVERGE_ROWS));
+        let target = format!("<= {CONVERGE_FLOOR_TARGET}x floor");
+        if self.sqlite3.is_none() {
+            out.skipped(
+                &name,
+                &target,
+                "no floor without sqlite3 (apt-get install sqlite3)",
+            );
+            return Ok(());
+        }
+        if !self.room_for(CONVERGE_ROWS * GUESSED_ROW_BYTES) {
+            out.skipped(&name, &target, "not enough free disk in the temp dir");
+            return Ok(());
+        }
+        let ws = ConvergeSpace::new(self, CONVERGE_ROWS)?;
+        let size = fs::metadata(&ws.pristine)?.len();
+        println!(
+            "  database: {} ({} rows, WAL mode); 1 untimed warm-up pair, then {CONVERGE_RUNS} timed",
+            fmt_bytes(size),
+            thousands(CONVERGE_ROWS)
+        );
+        let (tool, floor) = ws.runs(self, CONVERGE_RUNS, true)?;
+        let mut paired: Vec<f64> = tool
+            .iter()
+            .zip(&floor)
+            .map(|(t, f)| t.wall / f.wall)
+            .collect();
+        let each: Vec<String> = paired.iter().map(|r| format!("{r:.2}")).collect();
+        paired.sort_by(f64::total_cmp);
+        println!(
+            "  tool/floor run by run: {} (median {:.2})",
+            each.join(" "),
+            median(&paired)
+        );
+        let t = Stats::of_samples(&tool);
+        let f = Stats::of_samples(&floor);
+        let rss_ok = |s: &Stats| s.rss.is_none_or(|r| r <= CONVERGE_RSS_KIB);
+        out.rows.push(Row {
+            case: format!("{name}, {} (n={CONVERGE_RUNS})", fmt_bytes(size)),
+            tool: fmt_s(t.median),
+            baseline: FLOOR.into(),
+            base: fmt_s(f.median),
+            ratio: ratio(t.median, f.median),
+            result: verdict(t.median <= CONVERGE_FLOOR_TARGET * f.median && rss_ok(&t)),
+            target: format!("{target}, RSS <= 32 MiB"),
+            tool_rss: fmt_rss(t.rss),
+            base_rss: fmt_rss(f.rss),
+        });
+        drop(ws);
+
+        let big = format!("5  --to-schema, {} rows", thousands(CONVERGE_BIG_ROWS));
+        let big_target = "RSS <= 32 MiB, flat".to_string();
+        if !self.gnu_time {
+            out.skipped(&big, &big_target, "needs GNU time: apt-get install time");
+        } else if std::env::var_os(SKIP_3M).is_some_and(|v| v == "1") {
+            println!(
+                "  {} rows: skipped ({SKIP_3M}=1)",
+                thousands(CONVERGE_BIG_ROWS)
+            );
+            out.skipped(&big, &big_target, &format!("skipped because {SKIP_3M}=1"));
+        } else if self.room_for(CONVERGE_BIG_ROWS * GUESSED_ROW_BYTES) {
+            let started = Instant::now();
+            let ws = ConvergeSpace::new(self, CONVERGE_BIG_ROWS)?;
+            let size = fs::metadata(&ws.pristine)?.len();
+            println!(
+                "  {} rows, {} (made in {:.0} s); 1 run each, no warm-up",
+                thousands(CONVERGE_BIG_ROWS),
+                fmt_bytes(size),
+                started.elapsed().as_secs_f64()
+            );
+            let (tool, floor) = ws.runs(self, 1, false)?;
+            let b = Stats::of_samples(&tool);
+            let bf = Stats::of_samples(&floor);
+            let grows = b.rss.unwrap_or(f64::NAN) / t.rss.unwrap_or(f64::NAN);
+            out.rows.push(Row {
+                case: format!("{big}, {} (n=1)", fmt_bytes(size)),
+                tool: fmt_s(b.median),
+                baseline: FLOOR.into(),
+                base: fmt_s(bf.median),
+                ratio: ratio(b.median, bf.median),
+                result: verdict(rss_ok(&b) && grows <= RSS_FLAT),
+                target: big_target,
+                tool_rss: fmt_rss(b.rss),
+                base_rss: fmt_rss(bf.rss),
+            });
+            out.notes.push(format!(
+                "case 5: the tool's peak RSS at {} rows is {grows:.2}x its peak at {} ({} vs {}; \
+                 flat means within {RSS_FLAT}x); largest anonymous part {} vs {}, file-backed {} \
+                 vs {}.",
+                thousands(CONVERGE_BIG_ROWS),
+                thousands(CONVERGE_ROWS),
+                fmt_rss(b.rss),
+                fmt_rss(t.rss),
+                fmt_rss(b.anon),
+                fmt_rss(t.anon),
+                fmt_rss(b.file),
+                fmt_rss(t.file),
+            ));
+        }
+        out.notes.push(format!(
+            "case 5: tool = `aifp-migrate --db project --to-schema {CONVERGE_TARGET}` (AIFP_MIGRATIONS \
+             an empty folder: no scripts, the plan is generated); floor = `sh -c '{FLOOR_COMMAND}'` \
+             fed `PRAGMA foreign_keys=OFF; BEGIN; <the step's sql from --dry-run --format json>; \
+             UPDATE schema_version SET version='{CONVERGE_VERSION}'; COMMIT;`. Fresh synced copy \
+             before each run, tool and floor alternate, both under GNU time."
         ));
         Ok(())
     }
@@ -864,6 +1001,195 @@ impl Workspace {
         }
         if indexes != 2 || checks != 1 {
             problems.push("the notes schema is not the rebuilt one".into());
+        }
+        if by_tool {
+            if one("SELECT count(*) FROM aifp_migrate_history")? != 1 {
+                problems.push("no history row".into());
+            }
+            let backups = fs::read_dir(&folder)?
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("project.db.backup_")
+                })
+                .count();
+            if backups != 1 {
+                problems.push(format!("{backups} backups"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            let who = if by_tool { "the tool" } else { "the floor" };
+            Err(format!("after {who}: {}", problems.join(", ")).into())
+        }
+    }
+}
+
+/// Case 5's project: a generated project.db at v1.0, its pristine copy, the target schema file
+/// and the floor's script (the SQL the tool's own dry run prints).
+struct ConvergeSpace {
+    dir: TempDir,
+    rows: u64,
+    pristine: PathBuf,
+    proj: PathBuf,
+    target: PathBuf,
+    floor_sql: PathBuf,
+}
+
+impl ConvergeSpace {
+    fn new(bench: &Bench, rows: u64) -> Res<Self> {
+        let dir = tempdir()?;
+        let d = dir.path();
+        let proj = d.join("proj");
+        fs::create_dir_all(proj.join(".aifp-project"))?;
+        // No migration set: the whole way is converged.
+        fs::create_dir_all(d.join("no-sets"))?;
+        let pristine = d.join("pristine.db");
+        let initial = fs::read_to_string(bench.root.join(FIXTURES).join(INITIAL_SCRIPT))?;
+        generate(&pristine, &initial, rows)?;
+        let target = bench.root.join(CONVERGE_TARGET);
+        let floor_sql = d.join("floor.sql");
+        let ws = ConvergeSpace {
+            dir,
+            rows,
+            pristine,
+            proj,
+            target,
+            floor_sql,
+        };
+        // The floor runs exactly the SQL the tool's dry run prints for the generated step.
+        ws.fresh()?;
+        let report = ws
+            .tool(bench)
+            .arg("--dry-run")
+            .arg("--format")
+            .arg("json")
+            .run(None)?
+            .stdout;
+        let json: serde_json::Value = serde_json::from_str(&report)?;
+        let steps = json["databases"][0]["steps"]
+            .as_array()
+            .ok_or("the dry run printed no steps")?;
+        let sql = match steps.as_slice() {
+            [step] if step["kind"] == "converge" => step["sql"]
+                .as_str()
+                .ok_or("the dry run's step has no sql")?
+                .to_string(),
+            _ => {
+                return Err(
+                    format!("expected one generated step, the dry run printed {report}").into(),
+                )
+            }
+        };
+        fs::write(
+            &ws.floor_sql,
+            format!(
+                "PRAGMA foreign_keys=OFF;\nBEGIN;\n{sql}UPDATE schema_version SET version='{CONVERGE_VERSION}';\nCOMMIT;\n"
+            ),
+        )?;
+        Ok(ws)
+    }
+
+    fn folder(&self) -> PathBuf {
+        self.proj.join(".aifp-project")
+    }
+
+    fn tool(&self, bench: &Bench) -> Proc {
+        bench
+            .tool(self.dir.path(), &self.proj)
+            .env("AIFP_MIGRATIONS", self.dir.path().join("no-sets"))
+            .arg("--db")
+            .arg("project")
+            .arg("--to-schema")
+            .arg(&self.target)
+    }
+
+    /// A fresh copy of the pristine database, synced so no run pays for the copy's writeback.
+    fn fresh(&self) -> Res<()> {
+        let folder = self.folder();
+        fs::remove_dir_all(&folder)?;
+        fs::create_dir(&folder)?;
+        let db = folder.join("project.db");
+        fs::copy(&self.pristine, &db)?;
+        fs::File::open(&db)?.sync_all()?;
+        fs::File::open(&folder)?.sync_all()?;
+        Ok(())
+    }
+
+    /// `runs` tool runs and as many floor runs, interleaved (alternating which goes first),
+    /// each on a fresh copy, under GNU time when it is there.
+    fn runs(&self, bench: &Bench, runs: usize, warm_up: bool) -> Res<(Vec<Sample>, Vec<Sample>)> {
+        let rss = bench.gnu_time.then(|| bench.rss_file());
+        let tool = self.tool(bench);
+        let floor = Proc::new("sh", &self.folder())
+            .arg("-c")
+            .arg(FLOOR_COMMAND)
+            .stdin(&self.floor_sql);
+        let (mut t, mut f) = (Vec::new(), Vec::new());
+        for i in usize::from(!warm_up)..=runs {
+            let mut line = match i {
+                0 => "  warm-up:".to_string(),
+                _ => format!("  run {i}/{runs}:"),
+            };
+            let order = if i % 2 == 1 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for is_tool in order {
+                self.fresh()?;
+                let s = if is_tool { &tool } else { &floor }.run(rss.as_deref())?;
+                self.verify(is_tool)?;
+                line.push_str(&format!(
+                    " {} {} (peak RSS {}; anon {}, file {})",
+                    if is_tool { "tool" } else { "floor" },
+                    fmt_s(s.wall),
+                    fmt_rss(s.rss_kib.map(|k| k as f64)),
+                    fmt_rss(s.split.anon_kib.map(|k| k as f64)),
+                    fmt_rss(s.split.file_kib.map(|k| k as f64)),
+                ));
+                match (i, is_tool) {
+                    (0, _) => {}
+                    (_, true) => t.push(s),
+                    (_, false) => f.push(s),
+                }
+            }
+            println!("{line}");
+        }
+        let _ = fs::remove_dir_all(self.folder());
+        Ok((t, f))
+    }
+
+    /// The converge really happened: version, rows, the new CHECK, the index finding a note by
+    /// a word of its content, and for the tool its backup and history row.
+    fn verify(&self, by_tool: bool) -> Res<()> {
+        let folder = self.folder();
+        let conn = Connection::open(folder.join("project.db"))?;
+        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        let version: String =
+            conn.query_row("SELECT version FROM schema_version WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let mut problems = Vec::new();
+        if version != CONVERGE_VERSION {
+            problems.push(format!("version {version}"));
+        }
+        let notes = one("SELECT count(*) FROM notes")?;
+        if notes != self.rows as i64 {
+            problems.push(format!("{notes} notes"));
+        }
+        if one("SELECT count(*) FROM sqlite_master WHERE name = 'notes' AND sql LIKE '%CHECK (note_type IN%'")? != 1 {
+            problems.push("notes has not the new CHECK".into());
+        }
+        // "Note 0000042: …" is note 42's, and only its.
+        let found = one("SELECT count(*) FROM notes_fts WHERE notes_fts MATCH '0000042'")?;
+        let rowid = one("SELECT max(rowid) FROM notes_fts WHERE notes_fts MATCH '0000042'")?;
+        if (found, rowid) != (1, 42) {
+            problems.push(format!(
+                "notes_fts MATCH '0000042' found {found} row(s) (rowid {rowid}), not note 42"
+            ));
         }
         if by_tool {
             if one("SELECT count(*) FROM aifp_migrate_history")? != 1 {

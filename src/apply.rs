@@ -322,7 +322,7 @@ fn run_plan(
         progress,
     )?;
     let last = steps.last().map_or(String::new(), |s| s.file.clone());
-    let mut account = baseline
+    let (mut account, rows_after) = baseline
         .account(conn, before, &renames)
         .map_err(|e| classify(path, e))?;
     if !account.lost.is_empty() && !request.allow_data_loss {
@@ -349,7 +349,11 @@ fn run_plan(
             });
         }
         for (index, table) in step.converge.iter().flat_map(|c| &c.fts_built) {
-            let rows = count(conn, table).map_err(|e| classify(path, e))?;
+            // The account counted the table already: no second full scan of a big table.
+            let rows = match rows_after.get(table.as_str()) {
+                Some(rows) => *rows,
+                None => count(conn, table).map_err(|e| classify(path, e))?,
+            };
             account.fts_built.push(Built {
                 index: index.clone(),
                 table: table.clone(),
@@ -796,13 +800,14 @@ impl Baseline {
     }
 
     /// What the plan kept and dropped: `before` is a file holding the state before it ran, to
-    /// count the values of dropped columns in.
+    /// count the values of dropped columns in. Also the rows each kept table has now (by its
+    /// lower-cased name), counted on the way.
     fn account(
         &self,
         conn: &Connection,
         before: Option<&Path>,
         renames: &Renames,
-    ) -> rusqlite::Result<Account> {
+    ) -> rusqlite::Result<(Account, BTreeMap<String, i64>)> {
         let now: BTreeMap<String, (String, Vec<String>)> = data_tables(conn)?
             .into_iter()
             .map(|(name, cols)| (name.to_lowercase(), (name, cols)))
@@ -810,6 +815,7 @@ impl Baseline {
         // Read as the checks read: nothing may appear beside the backup (or the original).
         let old = before.and_then(|p| inspect::open_for_reading(p).ok());
         let mut lost = Vec::new();
+        let mut rows_after = BTreeMap::new();
         for (key, (name, rows, columns)) in &self.tables {
             let renamed = renames.table(key);
             let Some((now_name, now_cols)) = now.get(&renamed) else {
@@ -822,6 +828,7 @@ impl Baseline {
                 continue;
             };
             let after = count(conn, now_name)?;
+            rows_after.insert(now_name.to_lowercase(), after);
             if after < *rows {
                 lost.push(Loss::Rows {
                     table: now_name.clone(),
@@ -857,11 +864,12 @@ impl Baseline {
                 rows: v.rows,
             })
             .collect();
-        Ok(Account {
+        let account = Account {
             lost,
             broken_before,
             ..Account::default()
-        })
+        };
+        Ok((account, rows_after))
     }
 
     /// Raises each AUTOINCREMENT table's `sqlite_sequence` row back to where it was, so ids that

@@ -159,6 +159,10 @@ pub fn plan(current: &Schema, target: &Schema, seeds: &BTreeMap<String, Vec<Stri
             continue;
         }
         creates.push((kind.as_str(), want.sql.clone()));
+        if !same && kind == "index" {
+            out.tighter
+                .extend(unique_index_tightening(current, target, name, want));
+        }
         if !same {
             let verb = if had.is_some() { "~" } else { "+" };
             out.summary.push(format!("{verb} {kind} {name}"));
@@ -335,19 +339,8 @@ fn tightenings(name: &str, have: &Table, want: &Table) -> Vec<Tightening> {
     for c in want.constraints.difference(&have.constraints) {
         if let Some(cols) = c.strip_prefix("UNIQUE (").and_then(|c| c.strip_suffix(')')) {
             let cols: Vec<&str> = cols.split(", ").collect();
-            if cols.iter().all(|c| have.columns.contains_key(*c)) {
-                let list = cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-                let not_null = cols
-                    .iter()
-                    .map(|c| format!("{} IS NOT NULL", quote(c)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
-                push(
-                    c.clone(),
-                    format!(
-                        "{not_null} AND ({list}) IN (SELECT {list} FROM {from} GROUP BY {list} HAVING count(*) > 1)"
-                    ),
-                );
+            if let Some(condition) = duplicates(&from, have, want, &cols) {
+                push(c.clone(), condition);
             }
         }
     }
@@ -361,6 +354,104 @@ fn tightenings(name: &str, have: &Table, want: &Table) -> Vec<Tightening> {
         push(norm, format!("({expr}) = 0"));
     }
     out
+}
+
+/// The condition that picks the current rows of a table (`from`, as `have`) whose values in
+/// `cols` would collide once it is `want`; `None` when none can. A column the table does not have
+/// yet gets its default in every row, one constant: only the other columns tell rows apart then,
+/// and a new column whose default is NULL never collides. (Found by tests/converge_props.rs: a
+/// new UNIQUE column with a default used to get no check, and the rebuild then failed halfway with
+/// SQLite's own message naming the tool's scratch table.)
+fn duplicates(from: &str, have: &Table, want: &Table, cols: &[&str]) -> Option<String> {
+    let mut old = Vec::new();
+    for col in cols {
+        if have.columns.contains_key(*col) {
+            old.push(quote(col));
+            continue;
+        }
+        let decl = want.columns.get(*col)?;
+        let default = decl.split_once(" DEFAULT ")?.1;
+        let default = default.split(" PRIMARY KEY").next().unwrap_or(default);
+        if default.trim().eq_ignore_ascii_case("null") {
+            return None;
+        }
+    }
+    if old.is_empty() {
+        return Some(format!("(SELECT count(*) FROM {from}) > 1"));
+    }
+    let list = old.join(", ");
+    let not_null = old
+        .iter()
+        .map(|c| format!("{c} IS NOT NULL"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    Some(format!(
+        "{not_null} AND ({list}) IN (SELECT {list} FROM {from} GROUP BY {list} HAVING count(*) > 1)"
+    ))
+}
+
+/// The query for rows that a new (or changed) `CREATE UNIQUE INDEX` over plain columns would
+/// reject, on the table as it is now; `None` for another index, one over an expression, or one on
+/// a table that is new. (Found by tests/converge_props.rs: such an index got no check, and the
+/// plan then failed on it with SQLite's own message instead of naming the rows.) Collations are
+/// not taken into account: rows they alone make collide still fail, with SQLite's message.
+fn unique_index_tightening(
+    current: &Schema,
+    target: &Schema,
+    name: &str,
+    index: &crate::schema::Object,
+) -> Option<Tightening> {
+    let toks = sql::lex(&index.sql);
+    if toks.get(1)?.norm != "unique" {
+        return None;
+    }
+    let on = toks.iter().position(|t| t.norm == "on")?;
+    let mut i = on + toks[on..].iter().position(|t| t.norm == "(")? + 1;
+    let mut cols = Vec::new();
+    loop {
+        let col = toks.get(i)?;
+        i += 1;
+        while let Some(t) = toks.get(i) {
+            match t.norm.as_str() {
+                "collate" => i += 2,
+                "asc" | "desc" => i += 1,
+                _ => break,
+            }
+        }
+        cols.push(col.norm.as_str());
+        match toks.get(i)?.norm.as_str() {
+            "," => i += 1,
+            ")" => break,
+            // An expression: not looked for here.
+            _ => return None,
+        }
+    }
+    let filter = toks
+        .get(i + 1)
+        .filter(|t| t.norm == "where")
+        .map(|w| index.sql[w.end..].trim().trim_end_matches(';').to_string());
+    let have = current.tables.get(&index.table)?;
+    let want = target.tables.get(&index.table)?;
+    let table = quote(&have.name);
+    // A partial index holds only the rows its WHERE picks.
+    let (from, only) = match &filter {
+        Some(f) => (
+            format!("(SELECT * FROM {table} WHERE {f})"),
+            format!("({f}) AND "),
+        ),
+        None => (table.clone(), String::new()),
+    };
+    let rowid = if have.constraints.contains("WITHOUT ROWID") {
+        "NULL"
+    } else {
+        "rowid"
+    };
+    let condition = duplicates(&from, have, want, &cols)?;
+    Some(Tightening {
+        table: index.table.clone(),
+        constraint: format!("UNIQUE index {name} ({})", cols.join(", ")),
+        query: format!("SELECT {rowid} FROM {table} WHERE {only}{condition}"),
+    })
 }
 
 /// The content table of an external-content full-text index (`content='notes'`), if it is one.
@@ -512,5 +603,84 @@ mod tests {
         assert_eq!(rows(&p.tighter[0].query), [1]);
         assert_eq!(rows(&p.tighter[1].query), [1, 2]);
         assert_eq!(rows(&p.tighter[2].query), [3]);
+    }
+
+    /// The rows of `from` holding `rows` that each of the plan's tightenings to `to` picks.
+    fn tightened(from: &str, rows: &str, to: &str) -> Vec<(String, Vec<i64>)> {
+        let p = plan(&schema(from), &schema(to), &BTreeMap::new());
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(from).unwrap();
+        conn.execute_batch(rows).unwrap();
+        p.tighter
+            .iter()
+            .map(|t| {
+                let mut s = conn.prepare(&t.query).unwrap();
+                let ids = s
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                (t.constraint.clone(), ids)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_unique_index_is_looked_for_before_it_is_built() {
+        let from = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER);";
+        let rows = "INSERT INTO t VALUES (1, 'x', 1), (2, 'x', 2), (3, 'y', 3), (4, NULL, 4), (5, NULL, 5);";
+        let to = format!("{from} CREATE UNIQUE INDEX t_a ON t (a COLLATE BINARY DESC);");
+        assert_eq!(
+            tightened(from, rows, &to),
+            [("UNIQUE index t_a (a)".to_string(), vec![1, 2])]
+        );
+        // A partial index: only the rows its WHERE picks.
+        let to = format!("{from} CREATE UNIQUE INDEX t_a ON t (a) WHERE b > 1;");
+        assert_eq!(tightened(from, rows, &to)[0].1, Vec::<i64>::new());
+        let rows = "INSERT INTO t VALUES (1, 'x', 1), (2, 'x', 2), (3, 'x', 3);";
+        assert_eq!(tightened(from, rows, &to)[0].1, [2, 3]);
+        // A plain index, or one over an expression, is not looked for.
+        for index in [
+            "CREATE INDEX t_a ON t (a)",
+            "CREATE UNIQUE INDEX t_a ON t (lower(a))",
+        ] {
+            assert_eq!(tightened(from, rows, &format!("{from} {index};")), []);
+        }
+        // A table that rows fill as it is rebuilt: its new column's default collides.
+        let to = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, c TEXT DEFAULT 'd');
+            CREATE UNIQUE INDEX t_c ON t (c);";
+        let found = tightened(from, rows, to);
+        assert!(
+            found.contains(&("UNIQUE index t_c (c)".to_string(), vec![1, 2, 3])),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_unique_column_whose_default_fills_every_row_is_looked_for() {
+        let from = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);";
+        let rows = "INSERT INTO t VALUES (1, 'x'), (2, 'x'), (3, 'y');";
+        // Every row gets 'd': three rows collide.
+        let to = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT DEFAULT 'd' UNIQUE);";
+        assert_eq!(
+            tightened(from, rows, to),
+            [("UNIQUE (b)".to_string(), vec![1, 2, 3])]
+        );
+        // With an old column beside it, only the old column's duplicates collide.
+        let to =
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT DEFAULT 'd', UNIQUE (a, b));";
+        assert_eq!(
+            tightened(from, rows, to),
+            [("UNIQUE (a, b)".to_string(), vec![1, 2])]
+        );
+        // No default: every row gets NULL, and NULLs never collide.
+        let to = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT UNIQUE);";
+        assert_eq!(tightened(from, rows, to), []);
+        // One row cannot collide with itself.
+        let to = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT DEFAULT 'd' UNIQUE);";
+        assert_eq!(
+            tightened(from, "INSERT INTO t VALUES (1, 'x');", to)[0].1,
+            Vec::<i64>::new()
+        );
     }
 }
