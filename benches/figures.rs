@@ -20,6 +20,9 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+#[path = "figures/peers.rs"]
+mod peers;
+
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const REPRODUCE: &str = "cargo bench --bench figures";
@@ -160,6 +163,11 @@ impl Bench {
         if wanted("4") {
             if let Err(e) = self.case_scan(&mut out) {
                 out.failed("4  --check --scan, 1,000 projects", &*e);
+            }
+        }
+        if wanted("5") {
+            if let Err(e) = peers::case_peers(self, &mut out) {
+                out.failed("5  2 steps beside dbmate and sqlx", &*e);
             }
         }
         println!(

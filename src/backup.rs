@@ -36,7 +36,11 @@ pub fn take(db_path: &Path, progress: &Reporter) -> Result<PathBuf, Error> {
 /// it), the backup is the file's bytes, copied by the kernel (`copy_file_range`, a reflink where
 /// the filesystem can), which no one can change while the lock is held; otherwise it goes through
 /// the online backup API like `take`.
-pub fn take_locked(db_path: &Path, locked: &Connection, progress: &Reporter) -> Result<PathBuf, Error> {
+pub fn take_locked(
+    db_path: &Path,
+    locked: &Connection,
+    progress: &Reporter,
+) -> Result<PathBuf, Error> {
     if !file_holds_everything(db_path, locked) {
         return take(db_path, progress);
     }
