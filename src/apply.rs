@@ -292,7 +292,7 @@ fn undo(conn: &Connection, backup: Option<&Path>, failure: Option<&Error>) {
 pub fn put_back(path: &Path, backup: &Path) -> Result<(), Error> {
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.restore(
-        rusqlite::DatabaseName::Main,
+        rusqlite::MAIN_DB,
         backup,
         None::<fn(rusqlite::backup::Progress)>,
     )
