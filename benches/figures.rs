@@ -515,7 +515,7 @@ impl Bench {
         });
         out.notes.push(format!(
             "case 2: tool = `aifp-migrate --db project` (plan, quick_check, preflight, backup \
-             through the online backup API with fsync and a quick_check of the copy, the script, \
+             (a kernel copy with fsync, file and folder), the script, \
              history row, foreign_key_check, quick_check before COMMIT); floor = `sh -c \
              '{FLOOR_COMMAND}'` fed `PRAGMA foreign_keys=OFF; BEGIN; <the same script>; UPDATE \
              schema_version SET version='1.1'; COMMIT;` on stdin. Each run on a fresh, synced \

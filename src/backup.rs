@@ -1,9 +1,10 @@
 //! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database,
 //! the time in UTC, so that names sort in the order the backups were made.
 //!
-//! The copy goes through SQLite's online backup API in one step, so committed data still in the
-//! `-wal` file is included. It is written under a temporary name with the database's permission
-//! bits, synced, and only then linked to its final name, which is never overwritten.
+//! The copy is taken under the write lock, so committed data still in the `-wal` file is included:
+//! a kernel copy of the file when it holds every committed page (`take_locked`), SQLite's online
+//! backup API otherwise. It is written under a temporary name with the database's permission bits,
+//! synced, and only then linked to its final name, which is never overwritten.
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
