@@ -165,9 +165,9 @@ impl Bench {
                 out.failed("4  --check --scan, 1,000 projects", &*e);
             }
         }
-        if wanted("5") {
+        if wanted("7") || wanted("peers") {
             if let Err(e) = peers::case_peers(self, &mut out) {
-                out.failed("5  2 steps beside dbmate and sqlx", &*e);
+                out.failed("7  2 steps beside dbmate and sqlx", &*e);
             }
         }
         println!(

@@ -1,8 +1,8 @@
-//! Case 5: the same two steps (an `ADD COLUMN`, then a 12-step rebuild of `notes`) run by
+//! Case 7: the same two steps (an `ADD COLUMN`, then a 12-step rebuild of `notes`) run by
 //! aifp-migrate, dbmate, `sqlx migrate run` and the floor on copies of one database, interleaved
 //! round by round; then the status commands of the three tools on the migrated database.
 //!
-//! `AIFP_BENCH_CASES=5` runs only this case. `AIFP_BENCH_PEER_ROWS=1000000,3000000` (the default)
+//! `AIFP_BENCH_CASES=7` (or `peers`) runs only this case. `AIFP_BENCH_PEER_ROWS=1000000,3000000` (the default)
 //! sets the sizes, `AIFP_BENCH_PEER_ROUNDS=3` (the default) the rounds. dbmate (npm package
 //! `dbmate`) and sqlx-cli (crates.io, sqlite feature only) are installed when missing.
 
@@ -207,7 +207,7 @@ impl PeerSpace {
 }
 
 pub(super) fn case_peers(bench: &Bench, out: &mut Figures) -> Res<()> {
-    println!("\n== 5. the same two steps by aifp-migrate, dbmate, sqlx and the floor");
+    println!("\n== 7. the same two steps by aifp-migrate, dbmate, sqlx and the floor");
     let rows: Vec<u64> = std::env::var("AIFP_BENCH_PEER_ROWS")
         .unwrap_or_else(|_| PEER_ROWS.into())
         .split(',')
@@ -231,7 +231,7 @@ pub(super) fn case_peers(bench: &Bench, out: &mut Figures) -> Res<()> {
             .map_or("missing".into(), |p| version(p, "--version")),
     );
     for n in rows {
-        let name = format!("5  2 steps, {} rows", thousands(n));
+        let name = format!("7  2 steps, {} rows", thousands(n));
         if !bench.room_for(n * GUESSED_ROW_BYTES) {
             out.skipped(&name, ">= 1.00x", "not enough free disk in the temp dir");
             continue;
@@ -241,7 +241,7 @@ pub(super) fn case_peers(bench: &Bench, out: &mut Figures) -> Res<()> {
         }
     }
     out.notes.push(format!(
-        "case 5: the same files and statements: `{PEER_ADD}` then `{PEER_REBUILD}` from \
+        "case 7: the same files and statements: `{PEER_ADD}` then `{PEER_REBUILD}` from \
          {PEER_SET}. aifp-migrate = `--db project` (plan, quick_check, backup synced with its \
          folder, both steps and their checks, quick_check before COMMIT); dbmate = `dbmate \
          --no-dump-schema migrate` (no backup, no checks; the schema dump left out, which only \
@@ -348,7 +348,7 @@ fn peers_at(
         let p = Stats::of_samples(&samples[i]);
         out.rows.push(Row {
             case: format!(
-                "5  2 steps, {} rows, {} (n={rounds})",
+                "7  2 steps, {} rows, {} (n={rounds})",
                 thousands(n),
                 fmt_bytes(size)
             ),
@@ -366,7 +366,7 @@ fn peers_at(
         });
     }
     out.rows.push(Row {
-        case: format!("5  peak RSS, 2 steps, {} rows (n={rounds})", thousands(n)),
+        case: format!("7  peak RSS, 2 steps, {} rows (n={rounds})", thousands(n)),
         tool: fmt_s(tool.median),
         target: format!("RSS <= {} MiB", PEER_RSS_TARGET_KIB / 1024.0),
         result: verdict(tool_rss <= PEER_RSS_TARGET_KIB),
@@ -417,7 +417,7 @@ fn peers_at(
         }
         for (i, (who, _)) in status.iter().enumerate().skip(1) {
             out.rows.push(Row {
-                case: format!("5  status, 1 db, {} rows (n={STATUS_RUNS})", thousands(n)),
+                case: format!("7  status, 1 db, {} rows (n={STATUS_RUNS})", thousands(n)),
                 tool: fmt_ms(medians[0]),
                 baseline: format!("{} status", who.name()),
                 base: fmt_ms(medians[i]),
