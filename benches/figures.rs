@@ -25,6 +25,8 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+#[path = "figures/peers.rs"]
+mod peers;
 /// The fixtures of AIFP's released versions, shared with the tests.
 #[allow(dead_code)]
 #[path = "../tests/common/released.rs"]
@@ -192,6 +194,11 @@ impl Bench {
         if wanted("6") || wanted("package") {
             if let Err(e) = self.case_package_check(&mut out) {
                 out.failed("6  --check, installed package", &*e);
+            }
+        }
+        if wanted("7") || wanted("peers") {
+            if let Err(e) = peers::case_peers(self, &mut out) {
+                out.failed("7  2 steps beside dbmate and sqlx", &*e);
             }
         }
         println!(
@@ -752,7 +759,7 @@ impl Bench {
         });
         out.notes.push(format!(
             "case 2: tool = `aifp-migrate --db project` (plan, quick_check, preflight, backup \
-             through the online backup API with fsync and a quick_check of the copy, the script, \
+             (a kernel copy with fsync, file and folder), the script, \
              history row, foreign_key_check, quick_check before COMMIT); floor = `sh -c \
              '{FLOOR_COMMAND}'` fed `PRAGMA foreign_keys=OFF; BEGIN; <the same script>; UPDATE \
              schema_version SET version='1.1'; COMMIT;` on stdin. Each run on a fresh, synced \

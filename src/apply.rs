@@ -233,7 +233,7 @@ pub fn begin(
     if request.take_backup {
         // We hold the write lock: any unfinished backup beside the database is a dead run's.
         backup::remove_leftovers(path);
-        match backup::take(path, progress) {
+        match backup::take_locked(path, &conn, progress) {
             Ok(b) => pending.applied.backup = Some(b),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -292,7 +292,7 @@ fn undo(conn: &Connection, backup: Option<&Path>, failure: Option<&Error>) {
 pub fn put_back(path: &Path, backup: &Path) -> Result<(), Error> {
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.restore(
-        rusqlite::DatabaseName::Main,
+        rusqlite::MAIN_DB,
         backup,
         None::<fn(rusqlite::backup::Progress)>,
     )
@@ -1060,7 +1060,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         Ok(State::Versioned(v)) => Some(v.to_string()),
         _ => None,
     };
-    let backup = backup::take(path, &crate::progress::silent())?;
+    let backup = backup::take_locked(path, &tx, &crate::progress::silent())?;
     let entry = history::Entry {
         run_id,
         direction: "stamp",

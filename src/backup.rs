@@ -1,9 +1,10 @@
 //! Backups taken before the first write: `<file>.backup_<YYYYmmdd_HHMMSS>` beside the database,
 //! the time in UTC, so that names sort in the order the backups were made.
 //!
-//! The copy goes through SQLite's online backup API in one step, so committed data still in the
-//! `-wal` file is included. It is written under a temporary name with the database's permission
-//! bits, synced, and only then linked to its final name, which is never overwritten.
+//! The copy is taken under the write lock, so committed data still in the `-wal` file is included:
+//! a kernel copy of the file when it holds every committed page (`take_locked`), SQLite's online
+//! backup API otherwise. It is written under a temporary name with the database's permission bits,
+//! synced, and only then linked to its final name, which is never overwritten.
 
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions, Permissions};
@@ -28,6 +29,97 @@ pub fn take(db_path: &Path, progress: &Reporter) -> Result<PathBuf, Error> {
         copy_into(&src, tmp, progress, &format!("backing up {name}"))?;
         check_copy(tmp)
     })
+}
+
+/// `take` for a caller whose connection `locked` holds the write lock (`BEGIN IMMEDIATE`) and
+/// has written nothing yet. When the database file itself holds every committed page (rollback
+/// journal mode, or WAL mode once a passive checkpoint has copied every frame of the `-wal` into
+/// it), the backup is the file's bytes, copied by the kernel (`copy_file_range`, a reflink where
+/// the filesystem can), which no one can change while the lock is held; otherwise it goes through
+/// the online backup API like `take`.
+pub fn take_locked(
+    db_path: &Path,
+    locked: &Connection,
+    progress: &Reporter,
+) -> Result<PathBuf, Error> {
+    if !file_holds_everything(db_path, locked) {
+        return take(db_path, progress);
+    }
+    let name = db_path.file_name().unwrap_or_default().to_string_lossy();
+    write_new(db_path, |tmp| {
+        copy_file(db_path, tmp, progress, &format!("backing up {name}"))
+    })
+}
+
+/// Whether the database file alone is the last committed state, `locked` holding the write lock.
+///
+/// In rollback journal mode it is: a writer writes the file only under a lock ours excludes, and
+/// a hot journal was rolled back when our transaction began. In WAL mode committed frames may
+/// still wait in the `-wal`; a passive checkpoint through a second connection copies them (it
+/// needs no write lock, and no frame can be added while we hold it), and only when it reports
+/// every frame copied (a reader at an older snapshot can hold some back) is the file complete.
+fn file_holds_everything(db_path: &Path, locked: &Connection) -> bool {
+    if locked.is_autocommit() {
+        return false;
+    }
+    let mode: Result<String, _> = locked.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+    match mode.map(|m| m.to_ascii_lowercase()).as_deref() {
+        Ok("wal") => {}
+        Ok("delete" | "truncate" | "persist") => return true,
+        // memory, off: no journal to speak of; let the backup API decide.
+        _ => return false,
+    }
+    let Ok(other) = crate::inspect::open(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
+        return false;
+    };
+    let done: rusqlite::Result<(i64, i64, i64)> =
+        other.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        });
+    matches!(done, Ok((0, log, copied)) if log >= 0 && log == copied)
+}
+
+/// Bytes per kernel copy call: progress and interrupts are looked at in between.
+const COPY_CHUNK: u64 = 32 << 20;
+
+/// Copies the file at `from` into the empty file `tmp` through the kernel, then syncs it.
+fn copy_file(from: &Path, tmp: &Path, progress: &Reporter, label: &str) -> Result<(), String> {
+    use std::io::Read;
+    let src = fs::File::open(from).map_err(|e| e.to_string())?;
+    let size = src.metadata().map_err(|e| e.to_string())?.len();
+    let mut dst = OpenOptions::new()
+        .write(true)
+        .open(tmp)
+        .map_err(|e| e.to_string())?;
+    progress.begin(label, size, Unit::Bytes);
+    let mut copied = 0u64;
+    while copied < size {
+        if crate::interrupt::received().is_some() {
+            progress.end();
+            return Err("interrupted".into());
+        }
+        // `io::copy` between files is `copy_file_range` on Linux (reflinks where it can), with
+        // fallbacks where the kernel cannot.
+        let n = std::io::copy(&mut (&src).take(COPY_CHUNK.min(size - copied)), &mut dst)
+            .map_err(|e| e.to_string());
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                progress.end();
+                return Err(e);
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        copied += n;
+        progress.set(copied);
+    }
+    progress.end();
+    if copied != size {
+        return Err(format!("the copy has {copied} of the {size} bytes"));
+    }
+    dst.sync_all().map_err(|e| e.to_string())
 }
 
 /// Saves the file at `db_path` byte for byte under a backup name: for a damaged database, which

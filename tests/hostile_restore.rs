@@ -35,7 +35,7 @@ fn from_and_saved(entry: &serde_json::Value) -> (PathBuf, PathBuf) {
 /// Copies the database at `from` to a new file `to` through SQLite (its `-wal` included).
 fn copy_db(from: &Path, to: &Path) {
     let src = Connection::open(from).unwrap();
-    src.backup(rusqlite::DatabaseName::Main, to, None).unwrap();
+    src.backup(rusqlite::MAIN_DB, to, None).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

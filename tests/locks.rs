@@ -74,6 +74,26 @@ fn child_lock_holder() {
             )
             .unwrap();
         }
+        "wal-commit-behind-a-reader" => {
+            // A reader whose snapshot predates the commit: no checkpoint can copy the
+            // committed frames into the main file while it is open.
+            let reader = Connection::open(&path).unwrap();
+            reader.execute_batch("BEGIN").unwrap();
+            let _: i64 = reader
+                .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+                .unwrap();
+            conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+            conn.execute_batch(
+                "INSERT INTO notes (content, note_type) VALUES ('only-in-wal', 'child');",
+            )
+            .unwrap();
+            println!("\n{HELD}");
+            std::io::stdout().flush().unwrap();
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            drop(reader);
+            drop(conn);
+            return;
+        }
         "set-version-1.0-later" => conn
             .execute_batch("BEGIN IMMEDIATE; UPDATE schema_version SET version = '1.0';")
             .unwrap(),
@@ -608,6 +628,60 @@ fn the_backup_holds_committed_data_still_in_the_wal_and_the_database_permissions
         )
         .unwrap();
     assert_eq!(kept, 1);
+}
+
+/// The backup is a byte copy of the file only when the file holds every committed page; a reader
+/// at an older snapshot keeps committed frames in the `-wal` (no checkpoint can copy them), and
+/// the backup must still hold them.
+#[test]
+fn the_backup_holds_the_wal_data_a_reader_keeps_from_being_checkpointed() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    seed(&db);
+    let mut holder = Holder::start(&db, "wal-commit-behind-a-reader");
+
+    // The main file alone does not hold the row: it is only in the -wal.
+    let alone = tempfile::tempdir().unwrap();
+    let main_copy = alone.path().join("main.db");
+    std::fs::copy(&db, &main_copy).unwrap();
+    let in_main: i64 = Connection::open(&main_copy)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM notes WHERE content = 'only-in-wal'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        in_main, 0,
+        "the row was checkpointed already; the test proves nothing"
+    );
+
+    env.run(&["--db", "project"]).expect(0);
+    holder.release();
+    let backups = backups(&db);
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    let fresh = tempfile::tempdir().unwrap();
+    let copy = fresh.path().join("restored.db");
+    std::fs::copy(&backups[0], &copy).unwrap();
+    let conn = Connection::open(&copy).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let row: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM notes WHERE content = 'only-in-wal'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        row, 1,
+        "the backup lost committed data that was in the -wal"
+    );
+    assert_eq!(version(&backups[0]), "1.0");
+    assert_eq!(version(&db), "1.2");
 }
 
 // ---------------------------------------------------------------------------------------------
