@@ -97,13 +97,13 @@ pub struct Cli {
     /// With --all: of a project's two state folders, the one to keep (the other is renamed aside)
     #[arg(long, value_name = "FOLDER", value_parser = [".aifp-project", ".aimfp-project"], help_heading = MIGRATING)]
     adopt: Option<String>,
-    /// With --check or --all: every .aifp-project found under DIR (not .git, node_modules, target)
+    /// With --check or --all: every .aimfp-project or .aifp-project under DIR (not .git, node_modules, target)
     #[arg(long, value_name = "DIR", help_heading = CHECKING)]
     scan: Option<PathBuf>,
     /// Folder of migration sets (default: $AIFP_MIGRATIONS, else the set built into this binary)
     #[arg(long, value_name = "DIR", help_heading = WHERE)]
     migrations: Option<PathBuf>,
-    /// Where to start looking for .aifp-project (default: the current folder)
+    /// Where to start looking for .aimfp-project or .aifp-project (default: the current folder)
     #[arg(long, value_name = "DIR", help_heading = WHERE)]
     project_dir: Option<PathBuf>,
     /// Output format
@@ -138,7 +138,7 @@ Environment:
                     the aimfp or aifp package that the Python of the project's .mcp.json, else
                     python3 on PATH, imports)
   PATH, PYTHONPATH  where python3 is and what it imports (with VIRTUAL_ENV, PYTHONHOME, ...)
-  XDG_CACHE_HOME    where the drift cache is kept (default: ~/.cache)
+  XDG_CACHE_HOME    where the drift and package caches are kept (default: ~/.cache)
   HOME              your home folder, for ~/.aifp and ~/.cache
   NO_COLOR          set to anything: no colour
 
