@@ -937,6 +937,14 @@ fn data_tables(conn: &Connection) -> rusqlite::Result<Vec<(String, Vec<String>)>
     Ok(out)
 }
 
+/// The rows of every table that holds data of its own (what row accounting counts).
+pub fn rows_held(conn: &Connection) -> rusqlite::Result<i64> {
+    data_tables(conn)?
+        .iter()
+        .map(|(name, _)| count(conn, name))
+        .sum()
+}
+
 fn count(conn: &Connection, table: &str) -> rusqlite::Result<i64> {
     conn.query_row(&format!("SELECT count(*) FROM {}", quote(table)), [], |r| {
         r.get(0)

@@ -111,7 +111,7 @@ fn both_folders(a: &Path, b: &Path) -> Error {
                                 _ => None,
                             })
                             .unwrap_or_else(|| "unversioned".into());
-                        let rows = row_count(&conn).map_or("?".into(), |n| n.to_string());
+                        let rows = apply::rows_held(&conn).map_or("?".into(), |n| n.to_string());
                         format!("{} {version}, {rows} rows", name.as_str())
                     }
                     Ok(None) => format!("no {}", name.as_str()),
@@ -138,26 +138,6 @@ fn both_folders(a: &Path, b: &Path) -> Error {
             name(b)
         ),
     }
-}
-
-/// Rows in every table of the user's (the tool's own and SQLite's left out).
-fn row_count(conn: &Connection) -> rusqlite::Result<i64> {
-    let mut stmt = conn.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'
-         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'aifp_migrate_%'",
-    )?;
-    let tables: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut total = 0;
-    for t in tables {
-        total += conn.query_row(
-            &format!("SELECT count(*) FROM {}", crate::sql::quote(&t)),
-            [],
-            |r| r.get::<_, i64>(0),
-        )?;
-    }
-    Ok(total)
 }
 
 /// Resolves one database's plan; `named` is true when the user asked for this database by name,
