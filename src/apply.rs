@@ -61,6 +61,10 @@ pub struct Account {
     pub fts_built: Vec<Built>,
     /// Values that held a path under the old state folder, rewritten to the new one.
     pub paths_rewritten: Vec<Rewritten>,
+    /// Set when a database that ran its plan out of WAL mode could not be put back in it (another
+    /// connection opened it meanwhile): the journal mode it was left in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_mode_left: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -146,9 +150,100 @@ pub struct Request<'a> {
 /// A database whose plan ran and whose transaction waits for COMMIT (or for the run to fail).
 pub struct Pending {
     /// `None` when there was nothing to do: no transaction is open.
-    conn: Option<Connection>,
+    conn: Option<Held>,
     path: PathBuf,
     pub applied: Applied,
+}
+
+/// Databases at least this big leave WAL mode for their run when nothing else has them open.
+///
+/// In WAL mode every page a plan writes is written twice, to the `-wal` and again by the
+/// checkpoint after COMMIT, and read back in between; a rebuilt table is most of such a file.
+/// In rollback-journal mode new pages go to the file once and only the few old pages a plan
+/// changes in place are journaled. Below this size the difference is a few milliseconds, and the
+/// database stays as it is.
+pub const LEAVE_WAL_FROM: u64 = 32 << 20;
+
+/// The write connection of one database's run. A database that left WAL mode for the run goes
+/// back to it when this is dropped, whatever ended the run (COMMIT, a failure, ROLLBACK).
+///
+/// It also holds a descriptor of the database file for the kernel-copy backup and the syncs,
+/// closed only after the connection (fields drop in order): closing any descriptor of a file
+/// drops every POSIX lock the process holds on it, and with them SQLite's write lock.
+struct Held {
+    conn: Connection,
+    file: std::fs::File,
+    back_to_wal: bool,
+}
+
+impl Held {
+    /// Opens `path` for the run: foreign keys off (outside any transaction, or SQLite ignores it),
+    /// and out of WAL mode when `leave_wal` and the database is big and no other connection has
+    /// it open.
+    fn open(path: &Path, leave_wal: bool) -> Result<Held, Error> {
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
+        let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(|e| classify(path, e))?;
+        let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= LEAVE_WAL_FROM);
+        let back_to_wal = leave_wal && big && leave_wal_mode(&conn);
+        Ok(Held {
+            conn,
+            file,
+            back_to_wal,
+        })
+    }
+
+    /// Ends any open transaction and puts the database back in WAL mode. Returns the journal mode
+    /// it stays in when that fails (another connection opened it meanwhile).
+    fn restore_mode(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.back_to_wal) {
+            return None;
+        }
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let mode: rusqlite::Result<String> =
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0));
+        match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => None,
+            _ => Some(journal_mode(&self.conn).unwrap_or_else(|| "delete".to_string())),
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.restore_mode();
+    }
+}
+
+/// Switches a WAL database to rollback-journal mode for one run, only when this is the only
+/// connection that has it open: leaving WAL mode takes the exclusive lock, which any other
+/// connection (a live application) holds off, and then it stays in WAL mode. Waits for nothing.
+fn leave_wal_mode(conn: &Connection) -> bool {
+    if journal_mode(conn).as_deref() != Some("wal") {
+        return false;
+    }
+    let _ = conn.busy_timeout(Duration::ZERO);
+    let left: rusqlite::Result<String> =
+        conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0));
+    let _ = conn.busy_timeout(inspect::LOCK_WAIT);
+    left.is_ok_and(|m| m.eq_ignore_ascii_case("delete"))
+}
+
+fn journal_mode(conn: &Connection) -> Option<String> {
+    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+        .ok()
+        .map(|m| m.to_ascii_lowercase())
 }
 
 impl Pending {
@@ -157,11 +252,14 @@ impl Pending {
     /// transaction itself (a full disk, an I/O error), what reached the disk cannot be proven,
     /// so the backup is kept.
     pub fn commit(mut self) -> Result<Applied, Error> {
-        let Some(conn) = self.conn.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return Ok(self.applied);
         };
         match conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(self.applied),
+            Ok(()) => {
+                self.applied.account.journal_mode_left = conn.restore_mode();
+                Ok(self.applied)
+            }
             Err(e) => {
                 let still_open = !conn.is_autocommit();
                 if still_open {
@@ -198,10 +296,8 @@ pub fn begin(
     plan: impl FnOnce(&Connection, &Version) -> Result<Vec<Step>, Error>,
     progress: &Reporter,
 ) -> Result<Pending, Error> {
-    let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    // Outside the transaction: inside one SQLite silently ignores `foreign_keys`.
-    conn.execute_batch("PRAGMA foreign_keys = OFF")
-        .map_err(|e| classify(path, e))?;
+    // A run that takes a backup is a real one, on the database itself.
+    let conn = Held::open(path, request.take_backup)?;
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| classify(path, e))?;
     let planned = inspect::require_version(&conn, path).and_then(|from| {
@@ -233,7 +329,7 @@ pub fn begin(
     if request.take_backup {
         // We hold the write lock: any unfinished backup beside the database is a dead run's.
         backup::remove_leftovers(path);
-        match backup::take_locked(path, &conn, progress) {
+        match backup::take_locked(path, &conn, &conn.file, progress) {
             Ok(b) => pending.applied.backup = Some(b),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -301,7 +397,7 @@ pub fn put_back(path: &Path, backup: &Path) -> Result<(), Error> {
 
 /// Runs every step, then accounts for every row. The transaction is left open.
 fn run_plan(
-    conn: &Connection,
+    held: &Held,
     path: &Path,
     steps: &[Step],
     request: Request<'_>,
@@ -309,6 +405,7 @@ fn run_plan(
     applied: &Applied,
     progress: &Reporter,
 ) -> Result<(Vec<StepDone>, Account), Error> {
+    let conn: &Connection = held;
     let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
     let mut renames = Renames::default();
     let done = run_steps(
@@ -361,7 +458,7 @@ fn run_plan(
             });
         }
     }
-    check_before_commit(conn, path)?;
+    check_before_commit(conn, &held.file, path)?;
     Ok((done, account))
 }
 
@@ -457,13 +554,37 @@ impl Drop for Ticking<'_> {
 /// Every row the steps wrote met its CHECKs as it was written (SQLite enforced them), so the
 /// check skips re-evaluating them row by row: on a rebuilt table with `CHECK (x IN (…))` that is
 /// most of its cost (1.8 s of 2 s on a million rows). The page-level check stays.
-fn check_before_commit(conn: &Connection, path: &Path) -> Result<(), Error> {
-    conn.execute_batch("PRAGMA ignore_check_constraints = ON")
-        .map_err(|e| classify(path, e))?;
-    let checked = integrity(conn, path, "before COMMIT");
-    conn.execute_batch("PRAGMA ignore_check_constraints = OFF")
-        .map_err(|e| classify(path, e))?;
-    checked
+///
+/// Meanwhile another thread syncs what the steps already wrote to the database file and its
+/// `-wal` or `-journal` (spilled pages, frames), so that COMMIT's own sync has little left to do.
+/// Syncing pages SQLite already wrote only makes them durable sooner: SQLite writes a page of the
+/// file only once the journal that can undo it is synced, and a frame counts only after its
+/// commit frame.
+fn check_before_commit(conn: &Connection, file: &std::fs::File, path: &Path) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        scope.spawn(|| sync_written(file, path));
+        conn.execute_batch("PRAGMA ignore_check_constraints = ON")
+            .map_err(|e| classify(path, e))?;
+        let checked = integrity(conn, path, "before COMMIT");
+        conn.execute_batch("PRAGMA ignore_check_constraints = OFF")
+            .map_err(|e| classify(path, e))?;
+        checked
+    })
+}
+
+/// `fdatasync` of the database file (through `file`, never a descriptor of its own: see `Held`)
+/// and of its `-wal` and `-journal` where they exist, which SQLite locks nothing in; errors are
+/// left to COMMIT's own sync, which reports them.
+fn sync_written(file: &std::fs::File, path: &Path) {
+    let _ = file.sync_data();
+    for side in [
+        inspect::suffixed(path, "-wal"),
+        inspect::suffixed(path, "-journal"),
+    ] {
+        if let Ok(f) = std::fs::File::open(&side) {
+            let _ = f.sync_data();
+        }
+    }
 }
 
 /// Runs one step's statements inside the open transaction; returns the renames they made.
@@ -1060,6 +1181,8 @@ pub fn set_version(conn: &Connection, version: &Version) -> rusqlite::Result<()>
 /// Records `version` in the database at `path` without running scripts: write lock, backup,
 /// then the version row (and its table, if missing) and a history row in one transaction.
 pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Error> {
+    // Opened first so that it is closed last, after the connection (see `Held`).
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
     let mut conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1068,7 +1191,7 @@ pub fn stamp(path: &Path, version: &Version, run_id: &str) -> Result<PathBuf, Er
         Ok(State::Versioned(v)) => Some(v.to_string()),
         _ => None,
     };
-    let backup = backup::take_locked(path, &tx, &crate::progress::silent())?;
+    let backup = backup::take_locked(path, &tx, &file, &crate::progress::silent())?;
     let entry = history::Entry {
         run_id,
         direction: "stamp",

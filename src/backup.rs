@@ -37,9 +37,14 @@ pub fn take(db_path: &Path, progress: &Reporter) -> Result<PathBuf, Error> {
 /// it), the backup is the file's bytes, copied by the kernel (`copy_file_range`, a reflink where
 /// the filesystem can), which no one can change while the lock is held; otherwise it goes through
 /// the online backup API like `take`.
+///
+/// `file` is the database file, opened by the caller before the lock and closed only after the
+/// connection: closing any descriptor of a file drops every POSIX lock this process holds on it,
+/// SQLite's write lock included, so the copy never opens (and closes) one of its own.
 pub fn take_locked(
     db_path: &Path,
     locked: &Connection,
+    file: &fs::File,
     progress: &Reporter,
 ) -> Result<PathBuf, Error> {
     if !file_holds_everything(db_path, locked) {
@@ -47,7 +52,7 @@ pub fn take_locked(
     }
     let name = db_path.file_name().unwrap_or_default().to_string_lossy();
     write_new(db_path, |tmp| {
-        copy_file(db_path, tmp, progress, &format!("backing up {name}"))
+        copy_file(file, tmp, progress, &format!("backing up {name}"))
     })
 }
 
@@ -82,10 +87,13 @@ fn file_holds_everything(db_path: &Path, locked: &Connection) -> bool {
 /// Bytes per kernel copy call: progress and interrupts are looked at in between.
 const COPY_CHUNK: u64 = 32 << 20;
 
-/// Copies the file at `from` into the empty file `tmp` through the kernel, then syncs it.
-fn copy_file(from: &Path, tmp: &Path, progress: &Reporter, label: &str) -> Result<(), String> {
-    use std::io::Read;
-    let src = fs::File::open(from).map_err(|e| e.to_string())?;
+/// Copies the whole of `src` (from its start) into the empty file `tmp` through the kernel, then
+/// syncs it.
+fn copy_file(src: &fs::File, tmp: &Path, progress: &Reporter, label: &str) -> Result<(), String> {
+    use std::io::{Read, Seek};
+    let mut src = src;
+    src.seek(std::io::SeekFrom::Start(0))
+        .map_err(|e| e.to_string())?;
     let size = src.metadata().map_err(|e| e.to_string())?.len();
     let mut dst = OpenOptions::new()
         .write(true)
@@ -100,7 +108,7 @@ fn copy_file(from: &Path, tmp: &Path, progress: &Reporter, label: &str) -> Resul
         }
         // `io::copy` between files is `copy_file_range` on Linux (reflinks where it can), with
         // fallbacks where the kernel cannot.
-        let n = std::io::copy(&mut (&src).take(COPY_CHUNK.min(size - copied)), &mut dst)
+        let n = std::io::copy(&mut src.take(COPY_CHUNK.min(size - copied)), &mut dst)
             .map_err(|e| e.to_string());
         let n = match n {
             Ok(n) => n,

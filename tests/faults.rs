@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -312,12 +313,12 @@ struct Round {
     took: Duration,
 }
 
-/// Seeds a 1.0 database of `NOTES` notes in `journal_mode`, closed; returns its path and facts.
-fn seeded_db(env: &Env, journal_mode: &str) -> (PathBuf, Facts) {
+/// Seeds a 1.0 database of `notes` notes in `journal_mode`, closed; returns its path and facts.
+fn seeded_db(env: &Env, journal_mode: &str, notes: i64) -> (PathBuf, Facts) {
     let seeded = env.tmp.path().join("seeded.db");
     let path = env.init_db("project");
     let conn = Connection::open(&path).unwrap();
-    seed_notes(&conn, NOTES);
+    seed_notes(&conn, notes);
     let mode: String = conn
         .query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| {
             r.get(0)
@@ -331,7 +332,7 @@ fn seeded_db(env: &Env, journal_mode: &str) -> (PathBuf, Facts) {
     assert_eq!(integrity(&conn), ["ok"]);
     let old = facts(&conn);
     assert_eq!(old.version, "1.0");
-    assert_eq!(old.notes, NOTES);
+    assert_eq!(old.notes, notes);
     assert_eq!(old.wrong_notes, 0);
     (seeded, old)
 }
@@ -339,13 +340,13 @@ fn seeded_db(env: &Env, journal_mode: &str) -> (PathBuf, Facts) {
 /// Kills `aifp-migrate --all` with SIGKILL `rounds` times at random moments while it migrates a
 /// fresh copy of a seeded 1.0 database, and after each kill checks what is on disk, then runs the
 /// tool again on what the kill left, as a user would.
-fn kill_rounds(journal_mode: &str, rounds: u64) {
+fn kill_rounds(journal_mode: &str, rounds: u64, notes: i64) {
     let started = Instant::now();
     let env = Env::with_sets(&fixture("faults/rebuild"));
     let dir = env.project.join(".aifp-project");
     let db = env.db("project");
     let scratch = env.tmp.path().join("scratch");
-    let (seeded, old) = seeded_db(&env, journal_mode);
+    let (seeded, old) = seeded_db(&env, journal_mode, notes);
     let size = std::fs::metadata(&seeded).unwrap().len();
     let seeding = started.elapsed();
 
@@ -374,7 +375,7 @@ fn kill_rounds(journal_mode: &str, rounds: u64) {
         "the uninterrupted run lost rows"
     );
     eprintln!(
-        "kill -9 ({journal_mode}): seeded {NOTES} notes ({:.1} MB) in {} ms; an uninterrupted --all takes {} ms:",
+        "kill -9 ({journal_mode}): seeded {notes} notes ({:.1} MB) in {} ms; an uninterrupted --all takes {} ms:",
         size as f64 / 1e6,
         seeding.as_millis(),
         full.as_millis()
@@ -549,12 +550,196 @@ fn kill_rounds(journal_mode: &str, rounds: u64) {
 #[test]
 fn a_migration_killed_at_random_moments_leaves_the_database_wholly_old_or_wholly_new() {
     // WAL, as AIFP keeps its databases.
-    kill_rounds("wal", ROUNDS);
+    kill_rounds("wal", ROUNDS, NOTES);
 }
 
 #[test]
 fn a_migration_killed_in_rollback_journal_mode_can_be_run_again() {
-    kill_rounds("delete", 6);
+    kill_rounds("delete", 6, NOTES);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1b. A big WAL database runs its plan out of WAL mode (`apply::LEAVE_WAL_FROM`).
+
+/// Notes that make the seeded database bigger than 32 MiB, the size from which a WAL database
+/// that nothing else has open runs its plan in rollback-journal mode.
+const BIG_NOTES: i64 = 300_000;
+const LEAVE_WAL_FROM: u64 = 32 << 20;
+
+/// Bytes 18 and 19 of a database file's header: 2, 2 in WAL mode; 1, 1 in rollback-journal mode.
+fn header_mode(path: &Path) -> [u8; 2] {
+    let mut header = [0u8; 100];
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact(&mut header)
+        .unwrap();
+    [header[18], header[19]]
+}
+
+/// A seeded big 1.0 WAL database, copied to `env`'s project.db; returns the seeded file's facts.
+fn big_wal_db(env: &Env) -> Facts {
+    let (seeded, old) = seeded_db(env, "wal", BIG_NOTES);
+    let size = std::fs::metadata(&seeded).unwrap().len();
+    assert!(size >= LEAVE_WAL_FROM, "{size} bytes: not big enough");
+    std::fs::copy(&seeded, env.db("project")).unwrap();
+    old
+}
+
+/// What a 1.2 database made from `old` must hold.
+fn assert_migrated(conn: &Connection, old: &Facts) {
+    let got = facts(conn);
+    assert_eq!(got.version, "1.2");
+    assert!(got
+        .schema
+        .iter()
+        .any(|o| o.3.as_deref().is_some_and(|sql| sql.contains("severity"))));
+    assert_eq!(
+        (
+            got.notes,
+            got.note_id_sum,
+            got.note_content_bytes,
+            got.wrong_notes
+        ),
+        (old.notes, old.note_id_sum, old.note_content_bytes, 0)
+    );
+    assert_eq!(
+        (
+            got.tasks,
+            got.subtasks,
+            got.note_links,
+            got.foreign_key_errors
+        ),
+        (
+            old.tasks,
+            old.subtasks,
+            old.note_links,
+            old.foreign_key_errors
+        )
+    );
+}
+
+#[test]
+fn a_big_wal_database_runs_its_plan_out_of_wal_mode_and_is_back_in_it_afterwards() {
+    let env = Env::with_sets(&fixture("faults/rebuild"));
+    let dir = env.project.join(".aifp-project");
+    let db = env.db("project");
+    let old = big_wal_db(&env);
+    assert_eq!(header_mode(&db), [2, 2]);
+
+    // A plan that fails at its very last statement: nothing kept, back in WAL mode.
+    let script = env.migrations.join("project/v1.1_to_v1.2_index_notes.sql");
+    let good = std::fs::read_to_string(&script).unwrap();
+    std::fs::write(
+        &script,
+        format!("{good}\nINSERT INTO no_such_table VALUES (1);\n"),
+    )
+    .unwrap();
+    let (run, took) = run_timed(&env, &["--all"]);
+    let run = run.expect(1);
+    eprintln!(
+        "failing plan: exit 1 in {} ms: {}",
+        took.as_millis(),
+        run.stderr().trim()
+    );
+    assert!(run.stderr().contains("no_such_table"), "{}", run.stderr());
+    assert_eq!(
+        names(&dir),
+        ["project.db"],
+        "no backup, journal or -wal left"
+    );
+    assert_eq!(header_mode(&db), [2, 2], "left out of WAL mode");
+    let conn = open_immutable(&db);
+    assert_eq!(integrity(&conn), ["ok"]);
+    assert_eq!(facts(&conn), old);
+    drop(conn);
+
+    // The same plan as it should be.
+    std::fs::write(&script, &good).unwrap();
+    let (run, took) = run_timed(&env, &["--all"]);
+    let run = run.expect(0);
+    eprintln!(
+        "plan: exit 0 in {} ms:\n{}",
+        took.as_millis(),
+        run.stdout().trim_end()
+    );
+    assert!(!run.stdout().contains("journal mode"), "{}", run.stdout());
+    let list = backups(&db);
+    assert_eq!(list.len(), 1, "{:?}", names(&dir));
+    assert_eq!(
+        names(&dir),
+        [
+            "project.db".to_string(),
+            list[0].file_name().unwrap().to_string_lossy().into_owned()
+        ]
+    );
+    assert_eq!(header_mode(&db), [2, 2], "not back in WAL mode");
+    let conn = open_immutable(&db);
+    assert_eq!(integrity(&conn), ["ok"]);
+    assert_migrated(&conn, &old);
+    drop(conn);
+    // The backup was taken under the run's lock, after the database left WAL mode: it holds the
+    // 1.0 database, in rollback-journal mode.
+    assert_eq!(header_mode(&list[0]), [1, 1]);
+    let conn = open_immutable(&list[0]);
+    assert_eq!(integrity(&conn), ["ok"]);
+    assert_eq!(facts(&conn), old);
+}
+
+#[test]
+fn a_big_wal_database_another_process_has_open_stays_in_wal_mode_for_its_run() {
+    let env = Env::with_sets(&fixture("faults/rebuild"));
+    let db = env.db("project");
+    let old = big_wal_db(&env);
+    // Another process with the database open and idle between transactions, as a live AIFP
+    // keeps it: Python's own sqlite3.
+    let mut python = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             c.execute('SELECT count(*) FROM notes').fetchall()\n\
+             print('open', flush=True)\n\
+             sys.stdin.read()\n\
+             print(c.execute('SELECT count(*), max(severity) FROM notes').fetchall(), flush=True)\n",
+        ])
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut stdout = BufReader::new(python.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "open");
+
+    let (run, took) = run_timed(&env, &["--all"]);
+    run.expect(0);
+    eprintln!(
+        "with python3 holding it open: exit 0 in {} ms",
+        took.as_millis()
+    );
+    let list = backups(&db);
+    assert_eq!(list.len(), 1);
+    // Taken in WAL mode: the run never left it.
+    assert_eq!(header_mode(&list[0]), [2, 2]);
+    assert_eq!(header_mode(&db), [2, 2]);
+
+    // The other process reads the migrated database through the connection it kept.
+    drop(python.stdin.take());
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert!(python.wait().unwrap().success());
+    assert_eq!(line.trim(), format!("[({BIG_NOTES}, 0)]"));
+    let conn = recovered(&db, &env.tmp.path().join("scratch"));
+    assert_eq!(integrity(&conn), ["ok"]);
+    assert_migrated(&conn, &old);
+    let conn = open_immutable(&list[0]);
+    assert_eq!(facts(&conn), old);
+}
+
+#[test]
+fn a_big_wal_database_killed_while_its_plan_runs_out_of_wal_mode_is_wholly_old_or_wholly_new() {
+    kill_rounds("wal", 3, BIG_NOTES);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -431,6 +431,68 @@ fn a_reader_blocking_the_commit_of_a_rollback_journal_database_leaves_it_unchang
     assert_eq!(backups(&db).len(), 1);
 }
 
+/// Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+/// write lock included: from its backup to its COMMIT a run must keep the lock, so no other
+/// process may begin a write in between.
+#[test]
+fn no_other_process_can_take_the_write_lock_between_the_backup_and_the_commit() {
+    for journal_mode in ["delete", "wal"] {
+        let env = Env::new();
+        let db = env.init_db("project");
+        Connection::open(&db)
+            .unwrap()
+            .pragma_update(None, "journal_mode", journal_mode)
+            .unwrap();
+        bulk(&db, 200_000);
+        let before = notes_fingerprint(&db);
+        let mut child = tool(&env, &["--db", "project"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut refused, mut taken) = (0, 0);
+        while child.try_wait().unwrap().is_none() {
+            if !backups(&db).is_empty() {
+                let other =
+                    Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+                        .unwrap();
+                other.busy_timeout(Duration::ZERO).unwrap();
+                match other.execute_batch("BEGIN IMMEDIATE") {
+                    Ok(()) => {
+                        // After the run's COMMIT the lock is free again, and the version new.
+                        let v: String = other
+                            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+                            .unwrap();
+                        if v == "1.0" {
+                            taken += 1;
+                        }
+                        other.execute_batch("ROLLBACK").unwrap();
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{journal_mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{journal_mode}: after the backup, {refused} attempt(s) refused, {taken} taken");
+        assert_eq!(
+            taken, 0,
+            "{journal_mode}: another process took the write lock mid-run"
+        );
+        assert!(
+            refused >= 3,
+            "{journal_mode}: only {refused} attempt(s): the test proved little"
+        );
+        assert_eq!(version(&db), "1.2");
+        assert_eq!(notes_fingerprint(&db), before);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Two runs at once.
 
