@@ -185,6 +185,9 @@ impl Held {
         let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(|e| classify(path, e))?;
+        // SQLite's sorter (an index built over many rows) may hand sorting to one more thread.
+        conn.execute_batch("PRAGMA threads = 1")
+            .map_err(|e| classify(path, e))?;
         let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= LEAVE_WAL_FROM);
         let back_to_wal = leave_wal && big && leave_wal_mode(&conn);
         Ok(Held {
