@@ -683,6 +683,15 @@ fn a_big_wal_database_runs_its_plan_out_of_wal_mode_and_is_back_in_it_afterwards
     let conn = open_immutable(&list[0]);
     assert_eq!(integrity(&conn), ["ok"]);
     assert_eq!(facts(&conn), old);
+    drop(conn);
+
+    // Restored from that backup, the database is the 1.0 one again, still in WAL mode.
+    let (run, _) = run_timed(&env, &["--db", "project", "--restore"]);
+    run.expect(0);
+    assert_eq!(header_mode(&db), [2, 2]);
+    let conn = recovered(&db, &env.tmp.path().join("scratch"));
+    assert_eq!(integrity(&conn), ["ok"]);
+    assert_eq!(facts(&conn), old);
 }
 
 #[test]
