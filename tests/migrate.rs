@@ -251,6 +251,58 @@ fn going_down_to_1_0_restores_the_original_schema_and_keeps_the_rows() {
     assert!(updated.starts_with("20"), "updated_at not set: {updated}");
 }
 
+/// A row that breaks a CHECK constraint (written while an application had them switched off) is
+/// data, not damage: the database is migrated, not refused with "restore a backup", the row is
+/// kept as it was, and the backup holding it restores without being called damaged.
+#[test]
+fn a_row_that_breaks_a_check_constraint_is_not_taken_for_damage() {
+    let env = Env::new();
+    let db = env.init_db("project");
+    seed_project(&db);
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA ignore_check_constraints = ON;
+         UPDATE project SET user_directives_status = 'paused' WHERE id = 1;
+         PRAGMA ignore_check_constraints = OFF;",
+    )
+    .unwrap();
+    let found: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert!(found.contains("CHECK constraint failed"), "{found}");
+    drop(conn);
+
+    let run = env.run(&["--db", "project"]).expect(0);
+    assert_eq!(version(&db), "1.2", "{}", run.stdout());
+    assert_eq!(backups(&db).len(), 1);
+    let conn = Connection::open(&db).unwrap();
+    let status: String = conn
+        .query_row("SELECT user_directives_status FROM project", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "paused");
+    let columns: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'severity'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(columns, 1);
+    drop(conn);
+
+    env.run(&["--db", "project", "--restore"]).expect(0);
+    assert_eq!(version(&db), "1.0");
+    let status: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT user_directives_status FROM project", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "paused");
+}
+
 #[test]
 fn a_step_failing_mid_chain_leaves_the_database_as_it_was() {
     let env = Env::new();
