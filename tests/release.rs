@@ -77,3 +77,24 @@ fn the_readme_opens_with_every_install_channel_then_run_and_test() {
         "the install commands and the two commands come before the first section"
     );
 }
+
+#[test]
+fn the_license_file_is_the_license_the_metadata_declares_and_ships_with_the_crate() {
+    let cargo = read("Cargo.toml");
+    assert!(
+        cargo.contains("license = \"MIT\""),
+        "Cargo.toml declares another license"
+    );
+    assert!(
+        read("pyproject.toml").contains("license = { text = \"MIT\" }"),
+        "the wheel declares another license"
+    );
+    let include = cargo
+        .lines()
+        .find(|l| l.starts_with("include = "))
+        .expect("Cargo.toml lists what the crate ships");
+    assert!(include.contains("\"/LICENSE\""), "{include}");
+    let license = read("LICENSE");
+    assert!(license.starts_with("MIT License\n"), "{license}");
+    assert!(license.contains("THE SOFTWARE IS PROVIDED \"AS IS\""));
+}
