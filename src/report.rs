@@ -119,6 +119,10 @@ pub struct CheckEntry {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a drifted database: the command that brings it back to its version's schema, with the
+    /// flags this run was given (for `-q`).
+    #[serde(skip)]
+    pub repair: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -329,6 +333,16 @@ impl Report {
                             d.latest.clone().unwrap_or_else(unknown),
                             d.path.clone().unwrap_or_else(unknown),
                         ));
+                    }
+                    for d in databases {
+                        if let (Some(repair), Some(current)) = (&d.repair, &d.current) {
+                            out.push_str(&format!(
+                                "{} {} drifted from its schema ({}): run {repair}\n",
+                                d.name,
+                                printable(current),
+                                d.path.as_deref().map(printable).unwrap_or_default(),
+                            ));
+                        }
                     }
                     for f in folders {
                         match f.status.as_str() {

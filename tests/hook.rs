@@ -194,3 +194,57 @@ fn a_check_of_one_database_names_the_command_for_that_one() {
         "--db project migrated the core"
     );
 }
+
+#[test]
+fn a_drifted_database_gets_a_line_whose_command_repairs_it() {
+    let env = Env::new();
+    env.init_all();
+    env.run(&["--all"]).expect(0);
+    let project = env.db("project");
+    rusqlite::Connection::open(&project)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO project (name, purpose, goals_json) VALUES ('demo', 'p', '[]');
+             ALTER TABLE project ADD COLUMN hand_made TEXT;",
+        )
+        .unwrap();
+    let before = env.files();
+    // Current, so exit 0, but not silent: the schema is not its version's.
+    let run = env.run(&["--check", "-q"]).expect(0);
+    assert!(env.files() == before, "--check -q changed a file");
+    assert_eq!(run.stderr(), "");
+    assert_eq!(
+        run.stdout(),
+        format!(
+            "project 1.2 drifted from its schema ({}): run aifp-migrate --db project --repair\n",
+            project.display()
+        )
+    );
+
+    // Run by a shell from the project, the command repairs it, keeping the row, and the hook
+    // falls silent.
+    let out = run.stdout();
+    shell(&env, &env.project, command_of(out.trim_end())).expect(0);
+    assert_eq!(version(&project), "1.2");
+    assert_eq!(count(&project, "project"), 1);
+    let run = env.run(&["--check", "-q"]).expect(0);
+    assert_eq!((run.stdout().as_str(), run.stderr().as_str()), ("", ""));
+
+    // In a scan the command names the project folder, so it works from anywhere.
+    rusqlite::Connection::open(&project)
+        .unwrap()
+        .execute_batch("ALTER TABLE project ADD COLUMN hand_made TEXT;")
+        .unwrap();
+    let home = env.home.clone();
+    let scan = env.tmp.path().display().to_string();
+    let run = env.run(&["--check", "-q", "--scan", &scan]).expect(0);
+    let out = run.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("project "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains("--project-dir"), "{line}");
+    shell(&env, &home, command_of(line)).expect(0);
+    let run = env.run(&["--check", "-q"]).expect(0);
+    assert_eq!((run.stdout().as_str(), run.stderr().as_str()), ("", ""));
+}

@@ -41,7 +41,9 @@ pub(super) fn check(
                 plans: &mut plans,
                 command: migrate_command(opts, Some(loc.name)),
             };
-            check_one(loc, &sets[&loc.name], cache, with)
+            let (mut entry, error) = check_one(loc, &sets[&loc.name], cache, with);
+            entry.repair = (!entry.drift.is_empty()).then(|| repair_command(opts, loc));
+            (entry, error)
         })
         .unzip();
     let databases: Vec<CheckEntry> = databases.into_iter().map(with_kind).collect();
@@ -148,6 +150,7 @@ fn check_one(
         changed_scripts: Vec::new(),
         kind: None,
         summary: Vec::new(),
+        repair: None,
         reason: None,
         error: None,
     };

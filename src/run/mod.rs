@@ -223,6 +223,22 @@ pub(super) fn migrate_command(opts: &Options, only: Option<DbName>) -> String {
     words.join(" ")
 }
 
+/// The command that brings the database at `loc` back to its version's schema, runnable from
+/// anywhere like `migrate_command`'s: in a scan, with the database's project folder.
+pub(super) fn repair_command(opts: &Options, loc: &Location) -> String {
+    let mut words = vec![format!("aifp-migrate --db {} --repair", loc.name.as_str())];
+    let project = loc
+        .path
+        .as_deref()
+        .filter(|_| opts.scan.is_some() && loc.name != DbName::AifpCore)
+        .and_then(|db| db.parent()?.parent());
+    if let Some(root) = project {
+        words.push(format!("--project-dir {}", report::shell_quote(root)));
+    }
+    words.extend(opts.context_flags.iter().cloned());
+    words.join(" ")
+}
+
 pub(super) fn select(locations: &[Location], only: Option<DbName>) -> Vec<&Location> {
     locations
         .iter()
