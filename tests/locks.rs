@@ -226,6 +226,21 @@ fn tool(env: &Env, args: &[&str]) -> Command {
     cmd
 }
 
+/// Puts the database at `db` in `journal_mode` (`wal`, `delete`).
+fn set_journal_mode(db: &Path, journal_mode: &str) {
+    Connection::open(db)
+        .unwrap()
+        .pragma_update(None, "journal_mode", journal_mode)
+        .unwrap();
+}
+
+/// A new project.db at 1.0 in `journal_mode`.
+fn project_in(env: &Env, journal_mode: &str) -> PathBuf {
+    let db = env.init_db("project");
+    set_journal_mode(&db, journal_mode);
+    db
+}
+
 /// A project row and a few notes, committed, so "nothing changed" has data to compare.
 fn seed(db: &Path) {
     Connection::open(db)
@@ -349,11 +364,7 @@ fn set_mode(path: &Path, mode: u32) {
 /// A child holds `BEGIN IMMEDIATE` with an uncommitted insert; `--all` waits, fails, changes nothing.
 fn held_write_lock_case(journal_mode: &str) {
     let env = Env::new();
-    let db = env.init_db("project");
-    Connection::open(&db)
-        .unwrap()
-        .pragma_update(None, "journal_mode", journal_mode)
-        .unwrap();
+    let db = project_in(&env, journal_mode);
     seed(&db);
     let schema_before = schema(&db);
     let contents_before = contents(&db);
@@ -397,11 +408,7 @@ fn a_held_write_lock_on_a_rollback_journal_database_fails_cleanly_and_changes_no
 #[test]
 fn a_reader_blocking_the_commit_of_a_rollback_journal_database_leaves_it_unchanged() {
     let env = Env::new();
-    let db = env.init_db("project");
-    Connection::open(&db)
-        .unwrap()
-        .pragma_update(None, "journal_mode", "delete")
-        .unwrap();
+    let db = project_in(&env, "delete");
     seed(&db);
     let schema_before = schema(&db);
     let contents_before = contents(&db);
@@ -438,11 +445,7 @@ fn a_reader_blocking_the_commit_of_a_rollback_journal_database_leaves_it_unchang
 fn no_other_process_can_take_the_write_lock_between_the_backup_and_the_commit() {
     for journal_mode in ["delete", "wal"] {
         let env = Env::new();
-        let db = env.init_db("project");
-        Connection::open(&db)
-            .unwrap()
-            .pragma_update(None, "journal_mode", journal_mode)
-            .unwrap();
+        let db = project_in(&env, journal_mode);
         bulk(&db, 200_000);
         let before = notes_fingerprint(&db);
         let mut child = tool(&env, &["--db", "project"])
@@ -897,10 +900,7 @@ fn a_commit_that_fails_after_another_database_committed_puts_that_one_back() {
     env.init_all();
     let core = env.db("aifp_core");
     let db = env.db("project");
-    Connection::open(&db)
-        .unwrap()
-        .pragma_update(None, "journal_mode", "delete")
-        .unwrap();
+    set_journal_mode(&db, "delete");
     seed(&db);
     let before: Vec<_> = [&core, &db]
         .iter()
