@@ -61,10 +61,6 @@ pub struct Account {
     pub fts_built: Vec<Built>,
     /// Values that held a path under the old state folder, rewritten to the new one.
     pub paths_rewritten: Vec<Rewritten>,
-    /// Set when a database that ran its plan out of WAL mode could not be put back in it (another
-    /// connection opened it meanwhile): the journal mode it was left in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub journal_mode_left: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,32 +151,18 @@ pub struct Pending {
     pub applied: Applied,
 }
 
-/// Databases at least this big leave WAL mode for their run when nothing else has them open.
-///
-/// In WAL mode every page a plan writes is written twice, to the `-wal` and again by the
-/// checkpoint after COMMIT, and read back in between; a rebuilt table is most of such a file.
-/// In rollback-journal mode new pages go to the file once and only the few old pages a plan
-/// changes in place are journaled. Below this size the difference is a few milliseconds, and the
-/// database stays as it is.
-pub const LEAVE_WAL_FROM: u64 = 32 << 20;
-
-/// The write connection of one database's run. A database that left WAL mode for the run goes
-/// back to it when this is dropped, whatever ended the run (COMMIT, a failure, ROLLBACK).
-///
-/// It also holds a descriptor of the database file for the kernel-copy backup and the syncs,
-/// closed only after the connection (fields drop in order): closing any descriptor of a file
-/// drops every POSIX lock the process holds on it, and with them SQLite's write lock.
+/// The write connection of one database's run, with a descriptor of the database file for the
+/// kernel-copy backup and the syncs, closed only after the connection (fields drop in order):
+/// closing any descriptor of a file drops every POSIX lock the process holds on it, and with
+/// them SQLite's write lock.
 struct Held {
     conn: Connection,
     file: std::fs::File,
-    back_to_wal: bool,
 }
 
 impl Held {
-    /// Opens `path` for the run: foreign keys off (outside any transaction, or SQLite ignores it),
-    /// and out of WAL mode when `leave_wal` and the database is big and no other connection has
-    /// it open.
-    fn open(path: &Path, leave_wal: bool) -> Result<Held, Error> {
+    /// Opens `path` for the run: foreign keys off (outside any transaction, or SQLite ignores it).
+    fn open(path: &Path) -> Result<Held, Error> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, &e))?;
         let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch("PRAGMA foreign_keys = OFF")
@@ -188,31 +170,7 @@ impl Held {
         // SQLite's sorter (an index built over many rows) may hand sorting to one more thread.
         conn.execute_batch("PRAGMA threads = 1")
             .map_err(|e| classify(path, e))?;
-        let big = std::fs::metadata(path).is_ok_and(|m| m.len() >= LEAVE_WAL_FROM);
-        let back_to_wal = leave_wal && big && leave_wal_mode(&conn);
-        Ok(Held {
-            conn,
-            file,
-            back_to_wal,
-        })
-    }
-
-    /// Ends any open transaction and puts the database back in WAL mode. Returns the journal mode
-    /// it stays in when that fails (another connection opened it meanwhile).
-    fn restore_mode(&mut self) -> Option<String> {
-        if !std::mem::take(&mut self.back_to_wal) {
-            return None;
-        }
-        if !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-        let mode: rusqlite::Result<String> =
-            self.conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0));
-        match mode {
-            Ok(m) if m.eq_ignore_ascii_case("wal") => None,
-            _ => Some(journal_mode(&self.conn).unwrap_or_else(|| "delete".to_string())),
-        }
+        Ok(Held { conn, file })
     }
 }
 
@@ -223,46 +181,17 @@ impl std::ops::Deref for Held {
     }
 }
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.restore_mode();
-    }
-}
-
-/// Switches a WAL database to rollback-journal mode for one run, only when this is the only
-/// connection that has it open: leaving WAL mode takes the exclusive lock, which any other
-/// connection (a live application) holds off, and then it stays in WAL mode. Waits for nothing.
-fn leave_wal_mode(conn: &Connection) -> bool {
-    if journal_mode(conn).as_deref() != Some("wal") {
-        return false;
-    }
-    let _ = conn.busy_timeout(Duration::ZERO);
-    let left: rusqlite::Result<String> =
-        conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0));
-    let _ = conn.busy_timeout(inspect::LOCK_WAIT);
-    left.is_ok_and(|m| m.eq_ignore_ascii_case("delete"))
-}
-
-fn journal_mode(conn: &Connection) -> Option<String> {
-    conn.query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
-        .ok()
-        .map(|m| m.to_ascii_lowercase())
-}
-
 impl Pending {
     /// Commits. After a failed COMMIT whose transaction is still open (a reader in the way:
     /// nothing was written), it is rolled back and the backup removed; when SQLite ended the
     /// transaction itself (a full disk, an I/O error), what reached the disk cannot be proven,
     /// so the backup is kept.
     pub fn commit(mut self) -> Result<Applied, Error> {
-        let Some(mut conn) = self.conn.take() else {
+        let Some(conn) = self.conn.take() else {
             return Ok(self.applied);
         };
         match conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                self.applied.account.journal_mode_left = conn.restore_mode();
-                Ok(self.applied)
-            }
+            Ok(()) => Ok(self.applied),
             Err(e) => {
                 let still_open = !conn.is_autocommit();
                 if still_open {
@@ -299,8 +228,7 @@ pub fn begin(
     plan: impl FnOnce(&Connection, &Version) -> Result<Vec<Step>, Error>,
     progress: &Reporter,
 ) -> Result<Pending, Error> {
-    // A run that takes a backup is a real one, on the database itself.
-    let conn = Held::open(path, request.take_backup)?;
+    let conn = Held::open(path)?;
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| classify(path, e))?;
     let planned = inspect::require_version(&conn, path).and_then(|from| {
@@ -561,8 +489,11 @@ impl Drop for Ticking<'_> {
 /// commit frame.
 fn check_before_commit(conn: &Connection, file: &std::fs::File, path: &Path) -> Result<(), Error> {
     std::thread::scope(|scope| {
-        scope.spawn(|| sync_written(file, path));
-        integrity(conn, path, "before COMMIT")
+        let syncing = std::thread::Builder::new().spawn_scoped(scope, || sync_written(file, path));
+        let checked = integrity(conn, path, "before COMMIT");
+        // No thread to be had: COMMIT's own sync does it all, as it would anyway.
+        drop(syncing);
+        checked
     })
 }
 

@@ -792,11 +792,6 @@ fn account_text(out: &mut String, a: &AccountEntry) {
             f.index, f.rows, f.table
         ));
     }
-    if let Some(mode) = &a.account.journal_mode_left {
-        out.push_str(&format!(
-            "    left in journal mode {mode}, not WAL: another connection opened it during the run (AIFP sets WAL again when it connects)\n"
-        ));
-    }
 }
 
 /// A path as a shell word: as it is when that is safe, else in single quotes.

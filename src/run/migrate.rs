@@ -678,8 +678,7 @@ fn account_entry(done: &Applied) -> Option<AccountEntry> {
     let empty = a.lost.is_empty()
         && a.broken_before.is_empty()
         && a.sequences.is_empty()
-        && a.fts_built.is_empty()
-        && a.journal_mode_left.is_none();
+        && a.fts_built.is_empty();
     (!empty).then(|| AccountEntry {
         account: a.clone(),
         kept_in: done.backup.as_deref().map(display),
