@@ -37,6 +37,24 @@ impl World {
             .unwrap())
     }
 
+    /// The database at `db` has exactly the schema and version of the package's `name`.sql.
+    fn assert_package_schema(&self, db: &Path, name: &str, what: &str) {
+        let want = aifp_migrate::scratch::target_file(
+            &self
+                .package
+                .join("database/schemas")
+                .join(format!("{name}.sql")),
+        )
+        .unwrap();
+        let have = aifp_migrate::schema::read(&open(db)).unwrap();
+        assert_eq!(
+            aifp_migrate::schema::diff(&want.schema, &have),
+            Vec::<String>::new(),
+            "{what}"
+        );
+        assert_eq!(version(db), want.version.to_string(), "{what}");
+    }
+
     fn db(&self, folder: &str, name: &str) -> PathBuf {
         self.root.join(folder).join(format!("{name}.db"))
     }
@@ -147,19 +165,7 @@ fn each_released_project_is_brought_to_the_installed_aimfp_with_every_row_and_it
         for (name, rows, total) in &before {
             let db = w.db(new, name);
             // The package's schema exactly.
-            let want = aifp_migrate::scratch::target_file(
-                &w.package
-                    .join("database/schemas")
-                    .join(format!("{name}.sql")),
-            )
-            .unwrap();
-            let have = aifp_migrate::schema::read(&open(&db)).unwrap();
-            assert_eq!(
-                aifp_migrate::schema::diff(&want.schema, &have),
-                Vec::<String>::new(),
-                "{release} {name}"
-            );
-            assert_eq!(version(&db), want.version.to_string(), "{release} {name}");
+            w.assert_package_schema(&db, name, &format!("{release} {name}"));
             // Every row kept: same number in every table (values compared below where they change).
             assert_eq!(count_all(&db), *total, "{release} {name}: rows");
             let after = rows_by_table(&db);
@@ -491,19 +497,7 @@ fn init_with_an_installed_aimfp_creates_its_folder_from_the_packages_schemas() {
     );
     for name in released::DATABASES {
         let db = fresh.join(".aimfp-project").join(format!("{name}.db"));
-        let want = aifp_migrate::scratch::target_file(
-            &w.package
-                .join("database/schemas")
-                .join(format!("{name}.sql")),
-        )
-        .unwrap();
-        let have = aifp_migrate::schema::read(&open(&db)).unwrap();
-        assert_eq!(
-            aifp_migrate::schema::diff(&want.schema, &have),
-            Vec::<String>::new(),
-            "{name}"
-        );
-        assert_eq!(version(&db), want.version.to_string());
+        w.assert_package_schema(&db, name, name);
     }
     assert!(!fresh.join(".aifp-project").exists());
 }

@@ -226,6 +226,22 @@ fn tool(env: &Env, args: &[&str]) -> Command {
     cmd
 }
 
+/// The `only-in-wal` notes that the main file of `db` holds on its own, read from a copy of it
+/// without its `-wal`.
+fn only_in_wal_rows_in_the_main_file(db: &Path) -> i64 {
+    let alone = tempfile::tempdir().unwrap();
+    let main_copy = alone.path().join("main.db");
+    std::fs::copy(db, &main_copy).unwrap();
+    Connection::open(&main_copy)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM notes WHERE content = 'only-in-wal'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
 /// Puts the database at `db` in `journal_mode` (`wal`, `delete`).
 fn set_journal_mode(db: &Path, journal_mode: &str) {
     Connection::open(db)
@@ -615,19 +631,9 @@ fn the_backup_holds_committed_data_still_in_the_wal_and_the_database_permissions
     assert!(wal_len > 0, "the -wal file is empty or absent");
 
     // The main file alone does not hold the rows yet: they are only in the -wal.
-    let alone = tempfile::tempdir().unwrap();
-    let main_copy = alone.path().join("main.db");
-    std::fs::copy(&db, &main_copy).unwrap();
-    let in_main: i64 = Connection::open(&main_copy)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM notes WHERE content = 'only-in-wal'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
     assert_eq!(
-        in_main, 0,
+        only_in_wal_rows_in_the_main_file(&db),
+        0,
         "the row was checkpointed already; the test proves nothing"
     );
 
@@ -706,19 +712,9 @@ fn the_backup_holds_the_wal_data_a_reader_keeps_from_being_checkpointed() {
     let mut holder = Holder::start(&db, "wal-commit-behind-a-reader");
 
     // The main file alone does not hold the row: it is only in the -wal.
-    let alone = tempfile::tempdir().unwrap();
-    let main_copy = alone.path().join("main.db");
-    std::fs::copy(&db, &main_copy).unwrap();
-    let in_main: i64 = Connection::open(&main_copy)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM notes WHERE content = 'only-in-wal'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
     assert_eq!(
-        in_main, 0,
+        only_in_wal_rows_in_the_main_file(&db),
+        0,
         "the row was checkpointed already; the test proves nothing"
     );
 
