@@ -923,20 +923,12 @@ impl Workspace {
 
     /// A fresh copy of the pristine database, synced so no run pays for the copy's writeback.
     fn fresh(&self) -> Res<()> {
-        let folder = self.folder();
-        fs::remove_dir_all(&folder)?;
-        fs::create_dir(&folder)?;
-        let db = folder.join("project.db");
-        fs::copy(&self.pristine, &db)?;
-        fs::File::open(&db)?.sync_all()?;
-        fs::File::open(&folder)?.sync_all()?;
-        Ok(())
+        fresh_copy(&self.pristine, &self.folder())
     }
 
     /// `runs` tool runs and as many floor runs, interleaved (alternating which goes first),
     /// each on a fresh copy, under GNU time when it is there.
     fn runs(&self, bench: &Bench, runs: usize, warm_up: bool) -> Res<(Vec<Sample>, Vec<Sample>)> {
-        let rss = bench.gnu_time.then(|| bench.rss_file());
         let tool = bench
             .tool(self.dir.path(), &self.proj)
             .env("AIFP_MIGRATIONS", bench.root.join(FIXTURES))
@@ -946,43 +938,16 @@ impl Workspace {
             .arg("-c")
             .arg(FLOOR_COMMAND)
             .stdin(&self.floor_sql);
-        let (mut t, mut f) = (Vec::new(), Vec::new());
-        let first = if warm_up { 0 } else { 1 };
-        for i in first..=runs {
-            let mut line = match i {
-                0 => "  warm-up:".to_string(),
-                _ => format!("  run {i}/{runs}:"),
-            };
-            let order = if i % 2 == 1 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_tool in order {
-                if !is_tool && bench.sqlite3.is_none() {
-                    continue;
-                }
-                self.fresh()?;
-                let s = if is_tool { &tool } else { &floor }.run(rss.as_deref())?;
-                self.verify(is_tool)?;
-                line.push_str(&format!(
-                    " {} {} (peak RSS {}; anon {}, file {})",
-                    if is_tool { "tool" } else { "floor" },
-                    fmt_s(s.wall),
-                    fmt_rss(s.rss_kib.map(|k| k as f64)),
-                    fmt_rss(s.split.anon_kib.map(|k| k as f64)),
-                    fmt_rss(s.split.file_kib.map(|k| k as f64)),
-                ));
-                match (i, is_tool) {
-                    (0, _) => {}
-                    (_, true) => t.push(s),
-                    (_, false) => f.push(s),
-                }
-            }
-            println!("{line}");
-        }
-        let _ = fs::remove_dir_all(self.folder());
-        Ok((t, f))
+        let floor = bench.sqlite3.is_some().then_some(&floor);
+        interleaved(
+            bench,
+            runs,
+            warm_up,
+            (&tool, floor),
+            &self.folder(),
+            || self.fresh(),
+            |t| self.verify(t),
+        )
     }
 
     /// The migration really happened: version, rows, indexes, constraints, and for the tool
@@ -1036,6 +1001,69 @@ impl Workspace {
 
 /// Case 5's project: a generated project.db at v1.0, its pristine copy, the target schema file
 /// and the floor's script (the SQL the tool's own dry run prints).
+/// A fresh copy of `pristine` as `folder`/project.db (the folder emptied first), synced with its
+/// folder so no run pays for the copy's writeback.
+fn fresh_copy(pristine: &Path, folder: &Path) -> Res<()> {
+    fs::remove_dir_all(folder)?;
+    fs::create_dir(folder)?;
+    let db = folder.join("project.db");
+    fs::copy(pristine, &db)?;
+    fs::File::open(&db)?.sync_all()?;
+    fs::File::open(folder)?.sync_all()?;
+    Ok(())
+}
+
+/// `runs` tool runs and as many floor runs (none when `floor` is `None`), interleaved (alternating
+/// which goes first), each on a copy `fresh` makes and `verify` checks afterwards, under GNU time
+/// when it is there; an untimed warm-up pair first when `warm_up`. `folder` is removed at the end.
+fn interleaved(
+    bench: &Bench,
+    runs: usize,
+    warm_up: bool,
+    (tool, floor): (&Proc, Option<&Proc>),
+    folder: &Path,
+    fresh: impl Fn() -> Res<()>,
+    verify: impl Fn(bool) -> Res<()>,
+) -> Res<(Vec<Sample>, Vec<Sample>)> {
+    let rss = bench.gnu_time.then(|| bench.rss_file());
+    let (mut t, mut f) = (Vec::new(), Vec::new());
+    for i in usize::from(!warm_up)..=runs {
+        let mut line = match i {
+            0 => "  warm-up:".to_string(),
+            _ => format!("  run {i}/{runs}:"),
+        };
+        let order = if i % 2 == 1 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for is_tool in order {
+            let Some(proc) = (if is_tool { Some(tool) } else { floor }) else {
+                continue;
+            };
+            fresh()?;
+            let s = proc.run(rss.as_deref())?;
+            verify(is_tool)?;
+            line.push_str(&format!(
+                " {} {} (peak RSS {}; anon {}, file {})",
+                if is_tool { "tool" } else { "floor" },
+                fmt_s(s.wall),
+                fmt_rss(s.rss_kib.map(|k| k as f64)),
+                fmt_rss(s.split.anon_kib.map(|k| k as f64)),
+                fmt_rss(s.split.file_kib.map(|k| k as f64)),
+            ));
+            match (i, is_tool) {
+                (0, _) => {}
+                (_, true) => t.push(s),
+                (_, false) => f.push(s),
+            }
+        }
+        println!("{line}");
+    }
+    let _ = fs::remove_dir_all(folder);
+    Ok((t, f))
+}
+
 struct ConvergeSpace {
     dir: TempDir,
     rows: u64,
@@ -1115,58 +1143,26 @@ impl ConvergeSpace {
 
     /// A fresh copy of the pristine database, synced so no run pays for the copy's writeback.
     fn fresh(&self) -> Res<()> {
-        let folder = self.folder();
-        fs::remove_dir_all(&folder)?;
-        fs::create_dir(&folder)?;
-        let db = folder.join("project.db");
-        fs::copy(&self.pristine, &db)?;
-        fs::File::open(&db)?.sync_all()?;
-        fs::File::open(&folder)?.sync_all()?;
-        Ok(())
+        fresh_copy(&self.pristine, &self.folder())
     }
 
     /// `runs` tool runs and as many floor runs, interleaved (alternating which goes first),
     /// each on a fresh copy, under GNU time when it is there.
     fn runs(&self, bench: &Bench, runs: usize, warm_up: bool) -> Res<(Vec<Sample>, Vec<Sample>)> {
-        let rss = bench.gnu_time.then(|| bench.rss_file());
         let tool = self.tool(bench);
         let floor = Proc::new("sh", &self.folder())
             .arg("-c")
             .arg(FLOOR_COMMAND)
             .stdin(&self.floor_sql);
-        let (mut t, mut f) = (Vec::new(), Vec::new());
-        for i in usize::from(!warm_up)..=runs {
-            let mut line = match i {
-                0 => "  warm-up:".to_string(),
-                _ => format!("  run {i}/{runs}:"),
-            };
-            let order = if i % 2 == 1 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_tool in order {
-                self.fresh()?;
-                let s = if is_tool { &tool } else { &floor }.run(rss.as_deref())?;
-                self.verify(is_tool)?;
-                line.push_str(&format!(
-                    " {} {} (peak RSS {}; anon {}, file {})",
-                    if is_tool { "tool" } else { "floor" },
-                    fmt_s(s.wall),
-                    fmt_rss(s.rss_kib.map(|k| k as f64)),
-                    fmt_rss(s.split.anon_kib.map(|k| k as f64)),
-                    fmt_rss(s.split.file_kib.map(|k| k as f64)),
-                ));
-                match (i, is_tool) {
-                    (0, _) => {}
-                    (_, true) => t.push(s),
-                    (_, false) => f.push(s),
-                }
-            }
-            println!("{line}");
-        }
-        let _ = fs::remove_dir_all(self.folder());
-        Ok((t, f))
+        interleaved(
+            bench,
+            runs,
+            warm_up,
+            (&tool, Some(&floor)),
+            &self.folder(),
+            || self.fresh(),
+            |t| self.verify(t),
+        )
     }
 
     /// The converge really happened: version, rows, the new CHECK, the index finding a note by
