@@ -141,6 +141,74 @@ pub struct Request<'a> {
     /// The state before the plan, to count what dropped columns held, when no backup is taken
     /// (a rehearsal runs on a copy; the original is that state).
     pub before: Option<&'a Path>,
+    /// The whole-file check started when the plan was made, if it still runs: its answer is
+    /// waited for after the backup and the row counts, before the first statement.
+    pub check: Option<&'a Checking>,
+}
+
+/// The whole-file `quick_check` of a database about to be migrated, on the connection its plan
+/// was made with, in a thread of its own: while it runs, the run takes the write lock, makes
+/// the backup and counts the rows (they only read the database), and `wait` is called before
+/// the first write. Without a thread to be had, the check runs at once, as it did before.
+pub struct Checking {
+    path: PathBuf,
+    state: std::sync::Mutex<CheckState>,
+}
+
+enum CheckState {
+    Running(std::thread::JoinHandle<Result<(), Error>>),
+    Done(Result<(), Error>),
+}
+
+impl std::fmt::Debug for Checking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Checking({})", self.path.display())
+    }
+}
+
+impl Checking {
+    pub fn start(conn: Connection, path: &Path) -> Checking {
+        let owned = path.to_path_buf();
+        let state = match std::thread::Builder::new()
+            .name("quick_check".into())
+            .spawn(move || {
+                // It reads each page about once: a small cache, so that its memory (in the
+                // thread's own malloc arena, kept after it ends) adds little to the run's peak.
+                let _ = conn.execute_batch("PRAGMA cache_size = -256");
+                integrity(&conn, &owned, "before migrating")
+            }) {
+            Ok(thread) => CheckState::Running(thread),
+            // The connection went with the closure that was never run: check on a new one.
+            Err(_) => CheckState::Done(check_alone(path)),
+        };
+        Checking {
+            path: path.to_path_buf(),
+            state: std::sync::Mutex::new(state),
+        }
+    }
+
+    /// The check's answer, waiting for it if it still runs (again on a new connection, should
+    /// its thread have ended without one).
+    pub fn wait(&self) -> Result<(), Error> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let done = match std::mem::replace(&mut *state, CheckState::Done(Ok(()))) {
+            CheckState::Running(thread) => {
+                thread.join().unwrap_or_else(|_| check_alone(&self.path))
+            }
+            CheckState::Done(result) => result,
+        };
+        *state = CheckState::Done(done.clone());
+        done
+    }
+}
+
+/// The check before migrating, on a read-only connection of its own.
+fn check_alone(path: &Path) -> Result<(), Error> {
+    let conn = inspect::open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    integrity(&conn, path, "before migrating")
 }
 
 /// A database whose plan ran and whose transaction waits for COMMIT (or for the run to fail).
@@ -338,6 +406,9 @@ fn run_plan(
 ) -> Result<(Vec<StepDone>, Account), Error> {
     let conn: &Connection = held;
     let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
+    if let Some(check) = request.check {
+        check.wait()?;
+    }
     let mut renames = Renames::default();
     let done = run_steps(
         conn,

@@ -944,6 +944,7 @@ impl World {
                     take_backup: true,
                     allow_data_loss: allow,
                     before: None,
+                    check: None,
                 };
                 let planner = |conn: &Connection, from: &aifp_migrate::version::Version| {
                     let current = schema::read(conn).unwrap();

@@ -955,3 +955,117 @@ fn a_database_with_overwritten_pages_is_refused_and_left_byte_for_byte_as_it_was
         assert!(env.files() == before, "--check changed files");
     }
 }
+
+/// A row with NULL in `notes.content`, declared NOT NULL: damage no page read shows, which only
+/// the whole-file check before migrating finds (made as a tool that edits the schema would).
+fn null_in_a_not_null_column(db: &Path) {
+    let edit = |from: &str, to: &str| {
+        let conn = Connection::open(db).unwrap();
+        conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2) WHERE name = 'notes'",
+                [from, to],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    };
+    edit("content TEXT NOT NULL", "content TEXT");
+    let conn = Connection::open(db).unwrap();
+    // The project's notes have a note_type with no default; the core's have none.
+    let typed = scalar(
+        &conn,
+        "SELECT count(*) FROM pragma_table_info('notes') WHERE name = 'note_type'",
+    );
+    let insert = if typed == 1 {
+        "INSERT INTO notes (content, note_type) VALUES (NULL, 'info')"
+    } else {
+        "INSERT INTO notes (content) VALUES (NULL)"
+    };
+    conn.execute(insert, []).unwrap();
+    drop(conn);
+    edit("content TEXT", "content TEXT NOT NULL");
+    let conn = open_immutable(db);
+    assert_eq!(quick_check(&conn), ["NULL value in notes.content"]);
+    assert_eq!(
+        scalar(&conn, "SELECT count(*) FROM notes"),
+        1,
+        "pages read fine"
+    );
+}
+
+/// The check of the whole file runs beside the backup and the row counts, and is waited for
+/// before the first statement: a damaged database, first or second of the project to run, is
+/// refused with nothing written anywhere, no backup left, and every file as it was.
+#[test]
+fn damage_only_the_whole_file_check_finds_is_refused_before_any_write_to_any_database() {
+    for (damaged, journal_mode) in [
+        ("aifp_core", "wal"),
+        ("project", "wal"),
+        ("aifp_core", "delete"),
+        ("project", "delete"),
+    ] {
+        let env = Env::new();
+        env.init_all();
+        for name in ["aifp_core", "project"] {
+            Connection::open(env.db(name))
+                .unwrap()
+                .pragma_update(None, "journal_mode", journal_mode)
+                .unwrap();
+        }
+        null_in_a_not_null_column(&env.db(damaged));
+        let before = env.files();
+
+        let run = env.run(&["--all"]).expect(1);
+        let lines = stderr_lines(&run);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let db = env.db(damaged).display().to_string();
+        assert!(
+            lines[0].contains(&format!(
+                "{db} failed its integrity check before migrating (NULL value in notes.content)"
+            )),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            env.files() == before,
+            "{damaged} ({journal_mode}): files changed"
+        );
+        for name in ["aifp_core", "project"] {
+            assert_eq!(version(&env.db(name)), "1.0", "{name}");
+            assert!(
+                backups(&env.db(name)).is_empty(),
+                "{name}: a backup was left"
+            );
+        }
+        let run = env.run(&["--all", "--format", "json"]).expect(1);
+        let statuses: Vec<(String, String)> = run.json()["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_string(),
+                    d["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let other = if damaged == "project" {
+            "aifp_core"
+        } else {
+            "project"
+        };
+        assert!(
+            statuses.contains(&(damaged.to_string(), "error".to_string())),
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.contains(&(other.to_string(), "skipped".to_string())),
+            "{statuses:?}"
+        );
+        assert!(
+            env.files() == before,
+            "{damaged} ({journal_mode}): files changed by the JSON run"
+        );
+    }
+}

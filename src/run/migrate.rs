@@ -34,6 +34,8 @@ struct Planned<'s> {
     aim: Aim,
     from: Version,
     steps: Vec<Step>,
+    /// A real run's whole-file check, still running (see `apply::Checking`).
+    check: Option<apply::Checking>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -188,9 +190,15 @@ fn plan_one<'s>(
         (Err(e), _) => return Err(e.clone()),
     };
     let steps = steps(set, &aim, &conn, path, &from)?;
+    let mut check = None;
     if !steps.is_empty() {
-        apply::integrity(&conn, path, "before migrating")?;
-        drop(conn);
+        if kind == RunKind::Real {
+            // Waited for before the first write: the run meanwhile locks, backs up and counts.
+            check = Some(apply::Checking::start(conn, path));
+        } else {
+            apply::integrity(&conn, path, "before migrating")?;
+            drop(conn);
+        }
         // Only a real run may open the database for writing to probe its lock.
         apply::preflight(path, kind == RunKind::Real)?;
     }
@@ -201,6 +209,7 @@ fn plan_one<'s>(
         aim,
         from,
         steps,
+        check,
     }))
 }
 
@@ -448,6 +457,7 @@ fn rehearse_one(
         take_backup: false,
         allow_data_loss: opts.allow_data_loss,
         before: Some(&p.path),
+        check: None,
     };
     let planner = |conn: &Connection, from: &Version| under_lock(p, conn, from);
     match rehearse::rehearse(&p.path, p.set, request, planner, progress) {
@@ -516,7 +526,24 @@ fn run_for_real(
 ) {
     let mut pending: Vec<(usize, Pending)> = Vec::new();
     let mut failed: Option<(usize, String)> = None;
-    for (i, p) in planned.iter().filter(|(_, p)| !p.steps.is_empty()) {
+    // Every database is checked before the first write to any of them: the first one's check
+    // is waited for inside its run (after its backup), the others' here.
+    let mut to_run = planned.iter().filter(|(_, p)| !p.steps.is_empty());
+    for (i, p) in to_run.clone().skip(1) {
+        if let Some(Err(e)) = p.check.as_ref().map(apply::Checking::wait) {
+            entries[*i].status = RunStatus::Error;
+            entries[*i].error = Some(e.to_string());
+            errors.push(e);
+            for (j, _) in to_run.by_ref().filter(|(j, _)| j != i) {
+                entries[*j].status = RunStatus::Skipped;
+                entries[*j].reason = Some(
+                    "not run, because another database of this project failed its check; nothing was changed here".into(),
+                );
+            }
+            return;
+        }
+    }
+    for (i, p) in to_run {
         if failed.is_some() {
             entries[*i].status = RunStatus::Skipped;
             entries[*i].reason = Some(
@@ -529,6 +556,7 @@ fn run_for_real(
             take_backup: true,
             allow_data_loss: opts.allow_data_loss,
             before: None,
+            check: p.check.as_ref(),
         };
         let planner = |conn: &Connection, from: &Version| under_lock(p, conn, from);
         let begun = crate::interrupt::check(&p.path)
@@ -538,7 +566,20 @@ fn run_for_real(
             Ok(ready) => pending.push((*i, ready)),
             Err(e) => {
                 let e = drift_hint(p, e);
-                entries[*i].status = RunStatus::Failed;
+                // Found damaged before its first write: refused, as at planning.
+                let refused = matches!(
+                    e,
+                    Error::Damaged { .. }
+                        | Error::IntegrityFailed {
+                            when: "before migrating",
+                            ..
+                        }
+                );
+                entries[*i].status = if refused {
+                    RunStatus::Error
+                } else {
+                    RunStatus::Failed
+                };
                 entries[*i].error = Some(e.to_string());
                 entries[*i].reason = entries[*i].error.clone();
                 failed = Some((*i, entries[*i].name.to_string()));
