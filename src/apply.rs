@@ -8,12 +8,13 @@
 //! the target's. Then every row is accounted for, `sqlite_sequence` is kept from going down, and
 //! the transaction waits for COMMIT until every database of the run got that far.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use crate::backup;
@@ -410,6 +411,7 @@ fn run_plan(
         check.wait()?;
     }
     let mut renames = Renames::default();
+    let written = Arc::new(Mutex::new(Written::default()));
     let done = run_steps(
         conn,
         path,
@@ -417,7 +419,7 @@ fn run_plan(
         request.run_id,
         applied.backup.as_deref(),
         &baseline,
-        &mut renames,
+        (&mut renames, &written),
         progress,
     )?;
     let last = steps.last().map_or(String::new(), |s| s.file.clone());
@@ -460,7 +462,10 @@ fn run_plan(
             });
         }
     }
-    check_before_commit(conn, &held.file, path)?;
+    let written = written
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    check_before_commit(conn, &held.file, path, &written, &renames)?;
     Ok((done, account))
 }
 
@@ -473,7 +478,7 @@ fn run_steps(
     run_id: &str,
     backup: Option<&Path>,
     baseline: &Baseline,
-    renames: &mut Renames,
+    (renames, written): (&mut Renames, &Arc<Mutex<Written>>),
     progress: &Reporter,
 ) -> Result<Vec<StepDone>, Error> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -490,7 +495,7 @@ fn run_steps(
         if let Some(converge) = &step.converge {
             refuse_tighter(conn, path, &converge.tighter)?;
         }
-        renames.extend(run_statements(conn, path, step)?);
+        renames.extend(run_statements(conn, path, step, Some(written))?);
         finish_step(conn, path, step, baseline, renames)?;
         let took = started.elapsed();
         let sha256 = history::sha256(&step.sql);
@@ -558,14 +563,158 @@ impl Drop for Ticking<'_> {
 /// Syncing pages SQLite already wrote only makes them durable sooner: SQLite writes a page of the
 /// file only once the journal that can undo it is synced, and a frame counts only after its
 /// commit frame.
-fn check_before_commit(conn: &Connection, file: &std::fs::File, path: &Path) -> Result<(), Error> {
+fn check_before_commit(
+    conn: &Connection,
+    file: &std::fs::File,
+    path: &Path,
+    written: &Written,
+    renames: &Renames,
+) -> Result<(), Error> {
     std::thread::scope(|scope| {
         let syncing = std::thread::Builder::new().spawn_scoped(scope, || sync_written(file, path));
-        let checked = integrity(conn, path, "before COMMIT");
+        let checked = match written.tables(conn, renames) {
+            Ok(Some(tables)) => quick_check(conn, path, "before COMMIT", &tables),
+            Ok(None) => integrity(conn, path, "before COMMIT"),
+            Err(e) => Err(classify(path, e)),
+        };
         // No thread to be had: COMMIT's own sync does it all, as it would anyway.
         drop(syncing);
         checked
     })
+}
+
+/// What a plan's statements write, as SQLite's authorizer reports it while each is prepared
+/// (with the statements of the triggers it fires): the tables to check again before COMMIT, or
+/// `whole` when the check cannot be narrowed to tables (a virtual table, ANALYZE, REINDEX, a
+/// pragma, anything else).
+#[derive(Debug, Default)]
+struct Written {
+    tables: BTreeSet<String>,
+    whole: bool,
+}
+
+impl Written {
+    /// `REINDEX` with no name (every index) and `ANALYZE` write without asking the authorizer.
+    fn statement(&mut self, stmt: &sql::Statement<'_>) {
+        let keyword = if stmt.keyword.is_empty() {
+            sql::statements(stmt.text)
+                .first()
+                .map(|s| s.keyword.clone())
+                .unwrap_or_default()
+        } else {
+            stmt.keyword.clone()
+        };
+        if matches!(keyword.as_str(), "REINDEX" | "ANALYZE" | "PRAGMA") {
+            self.whole = true;
+        }
+    }
+
+    fn note(&mut self, ctx: &AuthContext<'_>) {
+        if ctx.database_name.is_some_and(|db| db != "main") {
+            return; // temp
+        }
+        match ctx.action {
+            AuthAction::Insert { table_name }
+            | AuthAction::Update { table_name, .. }
+            | AuthAction::Delete { table_name }
+            | AuthAction::CreateTable { table_name }
+            | AuthAction::CreateIndex { table_name, .. }
+            | AuthAction::DropTable { table_name }
+            | AuthAction::DropIndex { table_name, .. } => {
+                self.tables.insert(table_name.to_lowercase());
+            }
+            AuthAction::AlterTable { table_name, .. } => {
+                self.tables.insert(table_name.to_lowercase());
+            }
+            // An index (CREATE INDEX asks for it too): its table, when the check comes.
+            AuthAction::Reindex { index_name } => {
+                self.tables.insert(index_name.to_lowercase());
+            }
+            // Reading, and what lives in the schema alone (checked anyway).
+            AuthAction::Read { .. }
+            | AuthAction::Select
+            | AuthAction::Function { .. }
+            | AuthAction::Recursive
+            | AuthAction::CreateView { .. }
+            | AuthAction::DropView { .. }
+            | AuthAction::CreateTrigger { .. }
+            | AuthAction::DropTrigger { .. } => {}
+            // `execute` itself sets it around a rename; it writes nothing.
+            AuthAction::Pragma { pragma_name, .. }
+                if pragma_name.eq_ignore_ascii_case("legacy_alter_table") => {}
+            _ => self.whole = true,
+        }
+    }
+
+    /// The tables to check (each with its indexes), named as they are now: those written, and
+    /// the schema, version row, history and sequences the run writes itself; `None` for the
+    /// whole file. A table written and then dropped is gone, its pages with the free ones.
+    fn tables(
+        &self,
+        conn: &Connection,
+        renames: &Renames,
+    ) -> rusqlite::Result<Option<Vec<String>>> {
+        if self.whole {
+            return Ok(None);
+        }
+        let mut names: BTreeSet<String> = self.tables.iter().map(|t| renames.table(t)).collect();
+        names.extend(["schema_version", history::TABLE, "sqlite_sequence"].map(str::to_string));
+        let mut out = vec!["sqlite_master".to_string()];
+        // A name written is a table's or an index's (then its table's); one gone was dropped.
+        let mut table_of = conn.prepare(
+            "SELECT tbl_name FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'index')",
+        )?;
+        let mut sql_of =
+            conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
+        for name in &names {
+            let Some(table) = table_of
+                .query_row([name], |r| r.get::<_, String>(0))
+                .optional()?
+            else {
+                continue;
+            };
+            let sql: Option<String> = sql_of
+                .query_row([&table], |r| r.get(0))
+                .optional()?
+                .flatten();
+            if sql.is_some_and(|s| {
+                s.trim_start()
+                    .to_ascii_uppercase()
+                    .starts_with("CREATE VIRTUAL")
+            }) {
+                return Ok(None);
+            }
+            if !out.contains(&table) {
+                out.push(table);
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Records what statements write (`Written`) while it lives: SQLite's authorizer, allowing all.
+struct Recording<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Recording<'c> {
+    fn start(conn: &'c Connection, written: &Arc<Mutex<Written>>) -> Recording<'c> {
+        let written = Arc::clone(written);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if let Ok(mut w) = written.lock() {
+                w.note(&ctx);
+            }
+            Authorization::Allow
+        }));
+        Recording { conn }
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    }
 }
 
 /// `fdatasync` of the database file (through `file`, never a descriptor of its own: see `Held`)
@@ -584,8 +733,14 @@ fn sync_written(file: &std::fs::File, path: &Path) {
 }
 
 /// Runs one step's statements inside the open transaction; returns the renames they made.
-fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames, Error> {
+fn run_statements(
+    conn: &Connection,
+    path: &Path,
+    step: &Step,
+    written: Option<&Arc<Mutex<Written>>>,
+) -> Result<Renames, Error> {
     let mut renames = Renames::default();
+    let _recording = written.map(|w| Recording::start(conn, w));
     let generated: Vec<sql::Statement<'_>>;
     let statements = match &step.converge {
         Some(c) => {
@@ -604,6 +759,11 @@ fn run_statements(conn: &Connection, path: &Path, step: &Step) -> Result<Renames
         None => &sql::statements(&step.sql),
     };
     for stmt in statements {
+        if let Some(written) = written {
+            if let Ok(mut w) = written.lock() {
+                w.statement(stmt);
+            }
+        }
         execute(conn, stmt.text).map_err(|e| {
             let (line, message) = crate::error::statement_failure(&e, stmt.text, stmt.line);
             Error::StepFailed {
@@ -679,7 +839,7 @@ fn finish_step(
 /// Runs a step alone on `conn` (a scratch replay): statements, version row, checks.
 pub fn run_step(conn: &Connection, path: &Path, step: &Step) -> Result<(), Error> {
     let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
-    let renames = run_statements(conn, path, step)?;
+    let renames = run_statements(conn, path, step, None)?;
     finish_step(conn, path, step, &baseline, &renames)
 }
 
@@ -1105,17 +1265,52 @@ fn autoincrement(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
 /// is a fact about the data, not damage a backup would mend. On a rebuilt table with
 /// `CHECK (x IN (…))` they would also be most of the check's cost (1.8 s of 2 s on a million rows).
 pub fn integrity(conn: &Connection, path: &Path, when: &'static str) -> Result<(), Error> {
+    quick_check(conn, path, when, &["5".to_string()])
+}
+
+/// `PRAGMA quick_check(arg)` for each of `args`: a number (errors to report) checks the whole
+/// file; a table's name checks that table with its indexes. CHECK constraints are left out (see
+/// `integrity`).
+fn quick_check(
+    conn: &Connection,
+    path: &Path,
+    when: &'static str,
+    args: &[String],
+) -> Result<(), Error> {
     conn.execute_batch("PRAGMA ignore_check_constraints = ON")
         .map_err(|e| classify(path, e))?;
-    let found: rusqlite::Result<Vec<String>> = conn
-        .prepare("PRAGMA quick_check(5)")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    let mut found = Vec::new();
+    let mut failed = None;
+    for arg in args {
+        // A count as it is (SQLite reads it from the token itself), a table's name quoted.
+        let pragma = if arg.bytes().all(|b| b.is_ascii_digit()) {
+            format!("PRAGMA quick_check({arg})")
+        } else {
+            format!("PRAGMA quick_check('{}')", arg.replace('\'', "''"))
+        };
+        match conn.prepare(&pragma).and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        }) {
+            Ok(lines) => found.extend(lines.into_iter().filter(|l| l != "ok")),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+        if found.len() >= 5 {
+            break;
+        }
+    }
     conn.execute_batch("PRAGMA ignore_check_constraints = OFF")
         .map_err(|e| classify(path, e))?;
-    let found = found.map_err(|e| classify(path, e))?;
-    if found.len() == 1 && found[0] == "ok" {
+    if let Some(e) = failed {
+        return Err(classify(path, e));
+    }
+    if found.is_empty() {
         return Ok(());
     }
+    found.truncate(5);
     Err(Error::IntegrityFailed {
         path: path.to_path_buf(),
         when,
@@ -1285,4 +1480,185 @@ fn write_new_database(built: &Connection, tmp: &Path) -> Result<(), Error> {
     conn.pragma_update(None, "journal_mode", "wal")
         .map_err(|e| Error::sqlite(tmp, e))?;
     conn.close().map_err(|(_, e)| Error::sqlite(tmp, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `statements` write, after `setup`, as recorded and as the tables to check.
+    fn written_by(setup: &str, statements: &str) -> (Vec<String>, bool, Option<Vec<String>>) {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(setup).unwrap();
+        let written = Arc::new(Mutex::new(Written::default()));
+        let mut renames = Renames::default();
+        {
+            let _recording = Recording::start(&conn, &written);
+            for stmt in sql::statements(statements) {
+                written.lock().unwrap().statement(&stmt);
+                execute(&conn, stmt.text).unwrap();
+                renames.note(stmt.text);
+            }
+        }
+        // Stopped: what runs now is not recorded.
+        conn.execute_batch("PRAGMA user_version = 7; ANALYZE")
+            .unwrap();
+        let w = written.lock().unwrap();
+        let tables = w.tables(&conn, &renames).unwrap();
+        (w.tables.iter().cloned().collect(), w.whole, tables)
+    }
+
+    const SETUP: &str = "CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version TEXT);
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE log (note INTEGER);
+        CREATE TABLE tags (name TEXT);
+        CREATE TRIGGER notes_log AFTER INSERT ON notes BEGIN INSERT INTO log VALUES (new.id); END;";
+
+    #[test]
+    fn a_statement_and_the_triggers_it_fires_name_the_tables_they_write() {
+        let (written, whole, check) = written_by(SETUP, "INSERT INTO notes (body) VALUES ('a');");
+        assert_eq!(written, ["log", "notes"]);
+        assert!(!whole);
+        assert_eq!(
+            check.unwrap(),
+            ["sqlite_master", "log", "notes", "schema_version"],
+            "tags is not checked again"
+        );
+    }
+
+    #[test]
+    fn schema_changes_name_their_table_and_views_name_none() {
+        let (written, whole, check) = written_by(
+            SETUP,
+            "ALTER TABLE tags ADD COLUMN color TEXT; CREATE INDEX tags_name ON tags (name);
+             CREATE VIEW v AS SELECT * FROM notes; CREATE TEMP TABLE scratch (x); INSERT INTO scratch VALUES (1);",
+        );
+        assert_eq!(written, ["sqlite_master", "tags", "tags_name"]);
+        assert!(!whole);
+        assert_eq!(check.unwrap(), ["sqlite_master", "schema_version", "tags"]);
+    }
+
+    #[test]
+    fn a_table_written_then_renamed_is_checked_under_its_new_name() {
+        let (written, whole, check) = written_by(
+            SETUP,
+            "CREATE TABLE new_tags (name TEXT NOT NULL); INSERT INTO new_tags SELECT name FROM tags;
+             DROP TABLE tags; ALTER TABLE new_tags RENAME TO tags;",
+        );
+        assert_eq!(written, ["new_tags", "sqlite_master", "tags"]);
+        assert!(!whole);
+        assert_eq!(check.unwrap(), ["sqlite_master", "schema_version", "tags"]);
+    }
+
+    #[test]
+    fn what_cannot_be_narrowed_to_tables_checks_the_whole_file() {
+        for statements in [
+            "CREATE VIRTUAL TABLE notes_fts USING fts5 (body);",
+            "ANALYZE;",
+            "REINDEX;",
+            "PRAGMA user_version = 3;",
+        ] {
+            let (_, whole, check) = written_by(SETUP, statements);
+            assert!(whole, "{statements}");
+            assert_eq!(check, None, "{statements}");
+        }
+        // Written, and found to be a virtual table when the check comes.
+        let (_, whole, check) = written_by(
+            &format!("{SETUP} CREATE VIRTUAL TABLE notes_fts USING fts5 (body);"),
+            "INSERT INTO notes_fts (body) VALUES ('a');",
+        );
+        assert_eq!(check, None, "whole {whole}");
+    }
+
+    /// A database of two tables with rows at 1.0; `damage` (run inside the migration's open
+    /// transaction, by the plan) puts a NULL into the NOT NULL column of `table`.
+    fn migrate_with_damage_in(table: &str) -> (tempfile::TempDir, PathBuf, Result<Applied, Error>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("project.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version TEXT NOT NULL,
+                 updated_at DATETIME);
+             INSERT INTO schema_version (id, version) VALUES (1, '1.0');
+             CREATE TABLE big (x TEXT NOT NULL); CREATE TABLE small (y TEXT NOT NULL);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO big SELECT 'row ' || i FROM n;
+             INSERT INTO small VALUES ('a');",
+        )
+        .unwrap();
+        drop(conn);
+        let request = Request {
+            run_id: "test",
+            take_backup: true,
+            allow_data_loss: false,
+            before: None,
+            check: None,
+        };
+        let column = if table == "big" { "x" } else { "y" };
+        let plan = |conn: &Connection, from: &Version| {
+            let declare = |ddl: &str| {
+                conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
+                conn.execute(
+                    "UPDATE sqlite_master SET sql = ?1 WHERE name = ?2",
+                    [ddl, table],
+                )
+                .unwrap();
+                conn.execute_batch("PRAGMA writable_schema = RESET")
+                    .unwrap();
+            };
+            declare(&format!("CREATE TABLE {table} ({column} TEXT)"));
+            conn.execute_batch(&format!("INSERT INTO {table} VALUES (NULL)"))
+                .unwrap();
+            declare(&format!("CREATE TABLE {table} ({column} TEXT NOT NULL)"));
+            Ok(vec![Step {
+                from: from.clone(),
+                to: "1.1".parse().unwrap(),
+                file: "v1.0_to_v1.1_small.sql".into(),
+                origin: "test".into(),
+                sql: "INSERT INTO small VALUES ('b');".into(),
+                converge: None,
+            }])
+        };
+        let result = migrate(&path, request, plan, &crate::progress::silent());
+        (dir, path, result)
+    }
+
+    #[test]
+    fn the_check_before_commit_reads_the_tables_the_plan_wrote_and_no_others() {
+        // Damage in a table the plan wrote: refused before COMMIT, nothing changed.
+        let (_dir, path, result) = migrate_with_damage_in("small");
+        match result {
+            Err(Error::IntegrityFailed { when, found, .. }) => {
+                assert_eq!(when, "before COMMIT");
+                assert_eq!(found, "NULL value in small.y");
+            }
+            other => panic!("{other:?}"),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: String = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, "1.0");
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM small", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("backup"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // The same damage in a table the plan never wrote is not read again (the whole file
+        // was checked before the plan; here the plan itself put it there).
+        let (_dir, path, result) = migrate_with_damage_in("big");
+        let applied = result.unwrap();
+        assert_eq!(applied.to.to_string(), "1.1");
+        let conn = Connection::open(&path).unwrap();
+        let found: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(found, "NULL value in big.x");
+    }
 }
