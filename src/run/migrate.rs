@@ -71,6 +71,8 @@ pub(super) fn migrate(
                 only.is_some(),
                 aim,
                 kind,
+                // In a scan the checks of every project would all run at once: one at a time.
+                kind == RunKind::Real && opts.scan.is_none(),
             )
         });
         match planned_one {
@@ -143,7 +145,8 @@ fn both_folders(a: &Path, b: &Path) -> Error {
 }
 
 /// Resolves one database's plan; `named` is true when the user asked for this database by name,
-/// which makes its absence an error.
+/// which makes its absence an error. With `defer_check`, the whole-file check goes on in a thread
+/// of its own (`apply::Checking`), waited for before the first write.
 fn plan_one<'s>(
     set: &'s Result<Set, Error>,
     loc: &Location,
@@ -151,6 +154,7 @@ fn plan_one<'s>(
     named: bool,
     aim: Aim,
     kind: RunKind,
+    defer_check: bool,
 ) -> Result<Selected<'s>, Error> {
     if let (true, Some(path)) = (loc.installed, &loc.path) {
         return Ok(Selected::Installed(loc.name, path.clone()));
@@ -192,7 +196,7 @@ fn plan_one<'s>(
     let steps = steps(set, &aim, &conn, path, &from)?;
     let mut check = None;
     if !steps.is_empty() {
-        if kind == RunKind::Real {
+        if defer_check {
             // Waited for before the first write: the run meanwhile locks, backs up and counts.
             check = Some(apply::Checking::start(conn, path));
         } else {
