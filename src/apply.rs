@@ -465,7 +465,7 @@ fn run_plan(
     let written = written
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    check_before_commit(conn, &held.file, path, &written, &renames)?;
+    check_before_commit(conn, &held.file, path, &written)?;
     Ok((done, account))
 }
 
@@ -568,11 +568,10 @@ fn check_before_commit(
     file: &std::fs::File,
     path: &Path,
     written: &Written,
-    renames: &Renames,
 ) -> Result<(), Error> {
     std::thread::scope(|scope| {
         let syncing = std::thread::Builder::new().spawn_scoped(scope, || sync_written(file, path));
-        let checked = match written.tables(conn, renames) {
+        let checked = match written.tables(conn) {
             Ok(Some(tables)) => quick_check(conn, path, "before COMMIT", &tables),
             Ok(None) => integrity(conn, path, "before COMMIT"),
             Err(e) => Err(classify(path, e)),
@@ -610,7 +609,13 @@ impl Written {
     }
 
     fn note(&mut self, ctx: &AuthContext<'_>) {
-        if ctx.database_name.is_some_and(|db| db != "main") {
+        // ALTER TABLE names its database in the action (DROP COLUMN puts the column's name
+        // where the database's usually is).
+        let database = match ctx.action {
+            AuthAction::AlterTable { database_name, .. } => Some(database_name),
+            _ => ctx.database_name,
+        };
+        if database.is_some_and(|db| db != "main") {
             return; // temp
         }
         match ctx.action {
@@ -646,38 +651,44 @@ impl Written {
         }
     }
 
+    /// After a statement ran: a table it renamed is checked under its new name, and a table
+    /// made later under the old one under that (names are lower-cased, as in `Renames`).
+    fn renamed(&mut self, statement: &str) {
+        if let Some(r) = sql::rename(statement).filter(|r| r.column.is_none()) {
+            if self.tables.remove(&r.table) {
+                self.tables.insert(r.to);
+            }
+        }
+    }
+
     /// The tables to check (each with its indexes), named as they are now: those written, and
     /// the schema, version row, history and sequences the run writes itself; `None` for the
     /// whole file. A table written and then dropped is gone, its pages with the free ones.
-    fn tables(
-        &self,
-        conn: &Connection,
-        renames: &Renames,
-    ) -> rusqlite::Result<Option<Vec<String>>> {
+    fn tables(&self, conn: &Connection) -> rusqlite::Result<Option<Vec<String>>> {
         if self.whole {
             return Ok(None);
         }
-        let mut names: BTreeSet<String> = self.tables.iter().map(|t| renames.table(t)).collect();
+        let mut names = self.tables.clone();
         names.extend(["schema_version", history::TABLE, "sqlite_sequence"].map(str::to_string));
         let mut out = vec!["sqlite_master".to_string()];
+        // Tables and indexes by their lower-cased names, folded as the names written were
+        // (SQLite's NOCASE folds ASCII alone).
+        let schema: Vec<(String, String, Option<String>)> = conn
+            .prepare(
+                "SELECT s.name, s.tbl_name, t.sql FROM sqlite_master s
+                   LEFT JOIN sqlite_master t ON t.type = 'table' AND t.name = s.tbl_name
+                  WHERE s.type IN ('table', 'index')",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         // A name written is a table's or an index's (then its table's); one gone was dropped.
-        let mut table_of = conn.prepare(
-            "SELECT tbl_name FROM sqlite_master WHERE name = ?1 COLLATE NOCASE AND type IN ('table', 'index')",
-        )?;
-        let mut sql_of =
-            conn.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1")?;
         for name in &names {
-            let Some(table) = table_of
-                .query_row([name], |r| r.get::<_, String>(0))
-                .optional()?
+            let Some((_, table, sql)) = schema.iter().find(|(n, _, _)| n.to_lowercase() == *name)
             else {
                 continue;
             };
-            let sql: Option<String> = sql_of
-                .query_row([&table], |r| r.get(0))
-                .optional()?
-                .flatten();
-            if sql.is_some_and(|s| {
+            let table = table.clone();
+            if sql.as_ref().is_some_and(|s| {
                 s.trim_start()
                     .to_ascii_uppercase()
                     .starts_with("CREATE VIRTUAL")
@@ -783,6 +794,11 @@ fn run_statements(
             });
         }
         renames.note(stmt.text);
+        if let Some(written) = written {
+            if let Ok(mut w) = written.lock() {
+                w.renamed(stmt.text);
+            }
+        }
     }
     Ok(renames)
 }
@@ -1283,7 +1299,7 @@ fn quick_check(
     let mut failed = None;
     for arg in args {
         // A count as it is (SQLite reads it from the token itself), a table's name quoted.
-        let pragma = if arg.bytes().all(|b| b.is_ascii_digit()) {
+        let pragma = if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
             format!("PRAGMA quick_check({arg})")
         } else {
             format!("PRAGMA quick_check('{}')", arg.replace('\'', "''"))
@@ -1491,20 +1507,19 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(setup).unwrap();
         let written = Arc::new(Mutex::new(Written::default()));
-        let mut renames = Renames::default();
         {
             let _recording = Recording::start(&conn, &written);
             for stmt in sql::statements(statements) {
                 written.lock().unwrap().statement(&stmt);
                 execute(&conn, stmt.text).unwrap();
-                renames.note(stmt.text);
+                written.lock().unwrap().renamed(stmt.text);
             }
         }
         // Stopped: what runs now is not recorded.
         conn.execute_batch("PRAGMA user_version = 7; ANALYZE")
             .unwrap();
         let w = written.lock().unwrap();
-        let tables = w.tables(&conn, &renames).unwrap();
+        let tables = w.tables(&conn).unwrap();
         (w.tables.iter().cloned().collect(), w.whole, tables)
     }
 
@@ -1545,7 +1560,8 @@ mod tests {
             "CREATE TABLE new_tags (name TEXT NOT NULL); INSERT INTO new_tags SELECT name FROM tags;
              DROP TABLE tags; ALTER TABLE new_tags RENAME TO tags;",
         );
-        assert_eq!(written, ["new_tags", "sqlite_master", "tags"]);
+        // Renamed as it happened: new_tags is recorded under the name it has now.
+        assert_eq!(written, ["sqlite_master", "tags"]);
         assert!(!whole);
         assert_eq!(check.unwrap(), ["sqlite_master", "schema_version", "tags"]);
     }
@@ -1570,9 +1586,85 @@ mod tests {
         assert_eq!(check, None, "whole {whole}");
     }
 
+    #[test]
+    fn a_dropped_column_names_its_table() {
+        // SQLite hands the authorizer the column's name where the database's usually is.
+        let (written, whole, check) = written_by(
+            &format!("{SETUP} ALTER TABLE tags ADD COLUMN color TEXT;"),
+            "ALTER TABLE tags DROP COLUMN color;",
+        );
+        assert!(written.contains(&"tags".to_string()), "{written:?}");
+        assert!(!whole);
+        assert_eq!(check.unwrap(), ["sqlite_master", "schema_version", "tags"]);
+    }
+
+    #[test]
+    fn a_table_made_under_a_name_renamed_away_is_checked_under_that_name() {
+        let (_, whole, check) = written_by(
+            SETUP,
+            "ALTER TABLE notes RENAME TO notes_old;
+             CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+             INSERT INTO notes SELECT id, body FROM notes_old; DROP TABLE notes_old;",
+        );
+        assert!(!whole);
+        assert_eq!(check.unwrap(), ["sqlite_master", "notes", "schema_version"]);
+    }
+
+    #[test]
+    fn names_sqlite_folds_otherwise_or_spells_as_strings_are_checked() {
+        // SQLite folds ASCII case alone; a string literal names a table too.
+        let (_, _, check) = written_by(
+            &format!("{SETUP} CREATE TABLE \"Übersicht\" (x);"),
+            "INSERT INTO \"Übersicht\" VALUES (1); INSERT INTO tags VALUES ('a');
+             ALTER TABLE tags RENAME TO 'Labels';",
+        );
+        assert_eq!(
+            check.unwrap(),
+            ["sqlite_master", "Labels", "schema_version", "Übersicht"]
+        );
+        // A table named by the empty string is checked like any other.
+        let (_, _, check) = written_by(SETUP, "CREATE TABLE \"\" (x NOT NULL);");
+        let check = check.unwrap();
+        assert_eq!(check, ["sqlite_master", "", "schema_version"]);
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("{SETUP} CREATE TABLE \"\" (x NOT NULL);"))
+            .unwrap();
+        quick_check(&conn, Path::new("x.db"), "before COMMIT", &check).unwrap();
+    }
+
+    #[test]
+    fn damage_in_a_table_whose_column_was_dropped_is_found_before_commit() {
+        let (_dir, path, result) =
+            migrate_with_damage_in("small", "ALTER TABLE small DROP COLUMN extra;");
+        match result {
+            Err(Error::IntegrityFailed { when, found, .. }) => {
+                assert_eq!(when, "before COMMIT");
+                assert_eq!(found, "NULL value in small.y");
+            }
+            other => panic!("{other:?}"),
+        }
+        let conn = Connection::open(&path).unwrap();
+        let version: String = conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, "1.0");
+        let columns: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('small')", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(columns, 2, "the column is still there");
+    }
+
+    const INSERT_B: &str = "INSERT INTO small (y) VALUES ('b');";
+
     /// A database of two tables with rows at 1.0; `damage` (run inside the migration's open
-    /// transaction, by the plan) puts a NULL into the NOT NULL column of `table`.
-    fn migrate_with_damage_in(table: &str) -> (tempfile::TempDir, PathBuf, Result<Applied, Error>) {
+    /// transaction, by the plan) puts a NULL into the NOT NULL column of `table`; then the plan's
+    /// one step runs `step`.
+    fn migrate_with_damage_in(
+        table: &str,
+        step: &str,
+    ) -> (tempfile::TempDir, PathBuf, Result<Applied, Error>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("project.db");
         let conn = Connection::open(&path).unwrap();
@@ -1580,10 +1672,10 @@ mod tests {
             "CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version TEXT NOT NULL,
                  updated_at DATETIME);
              INSERT INTO schema_version (id, version) VALUES (1, '1.0');
-             CREATE TABLE big (x TEXT NOT NULL); CREATE TABLE small (y TEXT NOT NULL);
+             CREATE TABLE big (x TEXT NOT NULL); CREATE TABLE small (y TEXT NOT NULL, extra TEXT);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
              INSERT INTO big SELECT 'row ' || i FROM n;
-             INSERT INTO small VALUES ('a');",
+             INSERT INTO small (y) VALUES ('a');",
         )
         .unwrap();
         drop(conn);
@@ -1596,26 +1688,29 @@ mod tests {
         };
         let column = if table == "big" { "x" } else { "y" };
         let plan = |conn: &Connection, from: &Version| {
-            let declare = |ddl: &str| {
+            let declare = |from: &str, to: &str| {
                 conn.execute_batch("PRAGMA writable_schema = ON").unwrap();
                 conn.execute(
-                    "UPDATE sqlite_master SET sql = ?1 WHERE name = ?2",
-                    [ddl, table],
+                    "UPDATE sqlite_master SET sql = replace(sql, ?1, ?2) WHERE name = ?3",
+                    [from, to, table],
                 )
                 .unwrap();
                 conn.execute_batch("PRAGMA writable_schema = RESET")
                     .unwrap();
             };
-            declare(&format!("CREATE TABLE {table} ({column} TEXT)"));
-            conn.execute_batch(&format!("INSERT INTO {table} VALUES (NULL)"))
+            declare(" TEXT NOT NULL", " TEXT");
+            conn.execute_batch(&format!("INSERT INTO {table} ({column}) VALUES (NULL)"))
                 .unwrap();
-            declare(&format!("CREATE TABLE {table} ({column} TEXT NOT NULL)"));
+            declare(
+                &format!("{column} TEXT"),
+                &format!("{column} TEXT NOT NULL"),
+            );
             Ok(vec![Step {
                 from: from.clone(),
                 to: "1.1".parse().unwrap(),
                 file: "v1.0_to_v1.1_small.sql".into(),
                 origin: "test".into(),
-                sql: "INSERT INTO small VALUES ('b');".into(),
+                sql: step.into(),
                 converge: None,
             }])
         };
@@ -1626,7 +1721,7 @@ mod tests {
     #[test]
     fn the_check_before_commit_reads_the_tables_the_plan_wrote_and_no_others() {
         // Damage in a table the plan wrote: refused before COMMIT, nothing changed.
-        let (_dir, path, result) = migrate_with_damage_in("small");
+        let (_dir, path, result) = migrate_with_damage_in("small", INSERT_B);
         match result {
             Err(Error::IntegrityFailed { when, found, .. }) => {
                 assert_eq!(when, "before COMMIT");
@@ -1652,7 +1747,7 @@ mod tests {
 
         // The same damage in a table the plan never wrote is not read again (the whole file
         // was checked before the plan; here the plan itself put it there).
-        let (_dir, path, result) = migrate_with_damage_in("big");
+        let (_dir, path, result) = migrate_with_damage_in("big", INSERT_B);
         let applied = result.unwrap();
         assert_eq!(applied.to.to_string(), "1.1");
         let conn = Connection::open(&path).unwrap();

@@ -434,6 +434,16 @@ pub struct Rename {
 /// The rename `statement` makes, if it is `ALTER TABLE [schema.]t RENAME [COLUMN] [a] TO b`.
 pub fn rename(statement: &str) -> Option<Rename> {
     let toks = tokens(statement);
+    // A string literal names a table or column there too: `RENAME TO 'b'`.
+    let toks: Vec<String> = toks
+        .into_iter()
+        .map(
+            |t| match t.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+                Some(inner) => inner.replace("''", "'").to_lowercase(),
+                None => t,
+            },
+        )
+        .collect();
     let mut t: Vec<&str> = toks.iter().map(String::as_str).collect();
     if t.last() == Some(&";") {
         t.pop();
@@ -657,5 +667,9 @@ mod tests {
             Some("b".into())
         );
         assert_eq!(rename("ALTER TABLE t ADD COLUMN x"), None);
+        assert_eq!(
+            rename("ALTER TABLE 'It''s' RENAME TO 'Labels'").map(|r| (r.table, r.to)),
+            Some(("it's".to_string(), "labels".to_string()))
+        );
     }
 }
