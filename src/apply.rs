@@ -410,6 +410,9 @@ fn run_plan(
     if let Some(check) = request.check {
         check.wait()?;
     }
+    // A signal that came while the check, the backup's last part or the row counts ran stops
+    // the run here, before the first statement (a small step would run and commit unlooked).
+    crate::interrupt::check(path)?;
     let mut renames = Renames::default();
     let written = Arc::new(Mutex::new(Written::default()));
     let done = run_steps(

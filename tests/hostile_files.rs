@@ -949,6 +949,89 @@ fn sigterm_during_a_step_rolls_back_removes_the_backup_and_exits_143() {
     signal_mid_step("-TERM", 143);
 }
 
+/// SIGINT while the whole-file check before migrating still runs (beside the backup, which is
+/// published already) stops the run before its first statement, as it did when that check ran
+/// at planning: the step is small enough that no statement runs long enough to notice it.
+#[test]
+fn sigint_while_the_check_before_migrating_runs_stops_the_run_before_any_write() {
+    let env = Env::new();
+    let sets = env.tmp.path().join("wide-sets");
+    let project = sets.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    // Many NOT NULL columns holding 0 (no bytes in the record): a small file the check takes
+    // seconds over, and a copy of it milliseconds.
+    let columns: Vec<String> = (0..200)
+        .map(|i| format!("c{i} INTEGER NOT NULL DEFAULT 0"))
+        .collect();
+    let initial = format!(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            version TEXT NOT NULL,
+            updated_at DATETIME DEFAULT CURRENT_TIMESTAMP
+        );
+        CREATE TABLE wide (id INTEGER PRIMARY KEY, {});
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
+        INSERT INTO schema_version (id, version) VALUES (1, '1.0');",
+        columns.join(", ")
+    );
+    std::fs::write(project.join("v1.0_initial_schema.sql"), &initial).unwrap();
+    std::fs::write(
+        project.join("v1.0_to_v1.1_small.sql"),
+        "ALTER TABLE notes ADD COLUMN w INTEGER;",
+    )
+    .unwrap();
+    let db = env.db("project");
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "wal").unwrap();
+    conn.execute_batch(&initial).unwrap();
+    conn.execute_batch(
+        "INSERT INTO wide (id)
+           WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 800000)
+           SELECT i FROM n;
+         INSERT INTO notes (body) VALUES ('a');
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let schema_before = schema(&db);
+
+    let mut child = command_in(&env, &env.project)
+        .env("AIFP_MIGRATIONS", &sets)
+        .args(["--db", "project"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while backups(&db).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no backup appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted by SIGINT") && stderr.contains(&db.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(version(&db), "1.0");
+    assert_eq!(schema(&db), schema_before);
+    assert_eq!(
+        names_in(db.parent().unwrap()),
+        ["project.db"],
+        "something was left beside the database"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Root working on another user's project leaves files that user owns.
 
