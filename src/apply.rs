@@ -406,10 +406,12 @@ fn run_plan(
     progress: &Reporter,
 ) -> Result<(Vec<StepDone>, Account), Error> {
     let conn: &Connection = held;
-    let baseline = Baseline::read(conn).map_err(|e| classify(path, e))?;
+    // Damage the row counts trip over is the check's to name, as when it ran at planning.
+    let baseline = Baseline::read(conn).map_err(|e| classify(path, e));
     if let Some(check) = request.check {
         check.wait()?;
     }
+    let baseline = baseline?;
     // A signal that came while the check, the backup's last part or the row counts ran stops
     // the run here, before the first statement (a small step would run and commit unlooked).
     crate::interrupt::check(path)?;

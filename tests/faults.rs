@@ -1069,3 +1069,50 @@ fn damage_only_the_whole_file_check_finds_is_refused_before_any_write_to_any_dat
         );
     }
 }
+
+/// A damaged page the row counts trip over too (the root of a table's b-tree, its cells pointing
+/// off the page): the check's own finding is what the user reads, as when it ran at planning,
+/// not the row count's bare "malformed"; nothing is changed and no backup is left.
+#[test]
+fn a_page_the_row_counts_trip_over_is_refused_with_what_the_check_found() {
+    let env = Env::new();
+    env.init_db("project");
+    let db = env.db("project");
+    let conn = Connection::open(&db).unwrap();
+    conn.pragma_update(None, "journal_mode", "delete").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE filler (id INTEGER PRIMARY KEY, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO filler SELECT i, printf('row %d of filler', i) FROM n;",
+    )
+    .unwrap();
+    let (root, page_size): (i64, i64) = conn
+        .query_row(
+            "SELECT rootpage, (SELECT page_size FROM pragma_page_size) FROM sqlite_master
+              WHERE name = 'filler'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&db).unwrap();
+    let start = usize::try_from((root - 1) * page_size).unwrap();
+    assert_eq!(bytes[start], 5, "the root is an interior page");
+    bytes[start + 12..start + 40].fill(0xff);
+    std::fs::write(&db, &bytes).unwrap();
+    let before = env.files();
+
+    let run = env.run(&["--db", "project"]).expect(1);
+    let lines = stderr_lines(&run);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!(
+            "{} failed its integrity check before migrating (",
+            db.display()
+        )) && lines[0].contains("out of range"),
+        "{}",
+        lines[0]
+    );
+    assert!(env.files() == before, "files changed");
+    assert!(backups(&db).is_empty());
+}
