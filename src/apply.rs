@@ -153,7 +153,7 @@ pub struct Request<'a> {
 /// the first write. Without a thread to be had, the check runs at once, as it did before.
 pub struct Checking {
     path: PathBuf,
-    state: std::sync::Mutex<CheckState>,
+    state: Mutex<CheckState>,
 }
 
 enum CheckState {
@@ -184,7 +184,7 @@ impl Checking {
         };
         Checking {
             path: path.to_path_buf(),
-            state: std::sync::Mutex::new(state),
+            state: Mutex::new(state),
         }
     }
 
@@ -630,10 +630,8 @@ impl Written {
             | AuthAction::CreateTable { table_name }
             | AuthAction::CreateIndex { table_name, .. }
             | AuthAction::DropTable { table_name }
-            | AuthAction::DropIndex { table_name, .. } => {
-                self.tables.insert(table_name.to_lowercase());
-            }
-            AuthAction::AlterTable { table_name, .. } => {
+            | AuthAction::DropIndex { table_name, .. }
+            | AuthAction::AlterTable { table_name, .. } => {
                 self.tables.insert(table_name.to_lowercase());
             }
             // An index (CREATE INDEX asks for it too): its table, when the check comes.
@@ -658,11 +656,9 @@ impl Written {
 
     /// After a statement ran: a table it renamed is checked under its new name, and a table
     /// made later under the old one under that (names are lower-cased, as in `Renames`).
-    fn renamed(&mut self, statement: &str) {
-        if let Some(r) = sql::rename(statement).filter(|r| r.column.is_none()) {
-            if self.tables.remove(&r.table) {
-                self.tables.insert(r.to);
-            }
+    fn renamed(&mut self, r: &sql::Rename) {
+        if r.column.is_none() && self.tables.remove(&r.table) {
+            self.tables.insert(r.to.clone());
         }
     }
 
@@ -717,18 +713,28 @@ impl Written {
 /// Records what statements write (`Written`) while it lives: SQLite's authorizer, allowing all.
 struct Recording<'c> {
     conn: &'c Connection,
+    written: Arc<Mutex<Written>>,
 }
 
 impl<'c> Recording<'c> {
     fn start(conn: &'c Connection, written: &Arc<Mutex<Written>>) -> Recording<'c> {
-        let written = Arc::clone(written);
+        let noted = Arc::clone(written);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-            if let Ok(mut w) = written.lock() {
+            if let Ok(mut w) = noted.lock() {
                 w.note(&ctx);
             }
             Authorization::Allow
         }));
-        Recording { conn }
+        Recording {
+            conn,
+            written: Arc::clone(written),
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Written)) {
+        if let Ok(mut w) = self.written.lock() {
+            f(&mut w);
+        }
     }
 }
 
@@ -762,7 +768,7 @@ fn run_statements(
     written: Option<&Arc<Mutex<Written>>>,
 ) -> Result<Renames, Error> {
     let mut renames = Renames::default();
-    let _recording = written.map(|w| Recording::start(conn, w));
+    let recording = written.map(|w| Recording::start(conn, w));
     let generated: Vec<sql::Statement<'_>>;
     let statements = match &step.converge {
         Some(c) => {
@@ -781,10 +787,8 @@ fn run_statements(
         None => &sql::statements(&step.sql),
     };
     for stmt in statements {
-        if let Some(written) = written {
-            if let Ok(mut w) = written.lock() {
-                w.statement(stmt);
-            }
+        if let Some(r) = &recording {
+            r.with(|w| w.statement(stmt));
         }
         execute(conn, stmt.text).map_err(|e| {
             let (line, message) = crate::error::statement_failure(&e, stmt.text, stmt.line);
@@ -804,12 +808,11 @@ fn run_statements(
                 line: stmt.line,
             });
         }
-        renames.note(stmt.text);
-        if let Some(written) = written {
-            if let Ok(mut w) = written.lock() {
-                w.renamed(stmt.text);
-            }
+        let rename = sql::rename(stmt.text);
+        if let (Some(r), Some(rename)) = (&recording, &rename) {
+            r.with(|w| w.renamed(rename));
         }
+        renames.note(rename);
     }
     Ok(renames)
 }
@@ -1041,8 +1044,8 @@ struct Renames {
 }
 
 impl Renames {
-    fn note(&mut self, text: &str) {
-        if let Some(r) = sql::rename(text) {
+    fn note(&mut self, rename: Option<sql::Rename>) {
+        if let Some(r) = rename {
             match r.column {
                 None => self.tables.push((r.table, r.to)),
                 Some(col) => self.columns.push((self.table(&r.table), col, r.to)),
@@ -1519,11 +1522,13 @@ mod tests {
         conn.execute_batch(setup).unwrap();
         let written = Arc::new(Mutex::new(Written::default()));
         {
-            let _recording = Recording::start(&conn, &written);
+            let recording = Recording::start(&conn, &written);
             for stmt in sql::statements(statements) {
-                written.lock().unwrap().statement(&stmt);
+                recording.with(|w| w.statement(&stmt));
                 execute(&conn, stmt.text).unwrap();
-                written.lock().unwrap().renamed(stmt.text);
+                if let Some(rename) = sql::rename(stmt.text) {
+                    recording.with(|w| w.renamed(&rename));
+                }
             }
         }
         // Stopped: what runs now is not recorded.
@@ -1654,10 +1659,13 @@ mod tests {
         quick_check(&conn, Path::new("x.db"), "before COMMIT", &check).unwrap();
     }
 
-    #[test]
-    fn damage_in_a_table_whose_column_was_dropped_is_found_before_commit() {
-        let (_dir, path, result) =
-            migrate_with_damage_in("small", "ALTER TABLE small DROP COLUMN extra;");
+    fn one<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> T {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// `result` is the refusal before COMMIT of the NULL in `small.y`, and the database at `path`
+    /// is still at 1.0: its connection.
+    fn refused_before_commit(path: &Path, result: Result<Applied, Error>) -> Connection {
         match result {
             Err(Error::IntegrityFailed { when, found, .. }) => {
                 assert_eq!(when, "before COMMIT");
@@ -1665,16 +1673,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let conn = Connection::open(&path).unwrap();
-        let version: String = conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .unwrap();
+        let conn = Connection::open(path).unwrap();
+        let version: String = one(&conn, "SELECT version FROM schema_version");
         assert_eq!(version, "1.0");
-        let columns: i64 = conn
-            .query_row("SELECT count(*) FROM pragma_table_info('small')", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        conn
+    }
+
+    #[test]
+    fn damage_in_a_table_whose_column_was_dropped_is_found_before_commit() {
+        let (_dir, path, result) =
+            migrate_with_damage_in("small", "ALTER TABLE small DROP COLUMN extra;");
+        let conn = refused_before_commit(&path, result);
+        let columns: i64 = one(&conn, "SELECT count(*) FROM pragma_table_info('small')");
         assert_eq!(columns, 2, "the column is still there");
     }
 
@@ -1744,21 +1754,8 @@ mod tests {
     fn the_check_before_commit_reads_the_tables_the_plan_wrote_and_no_others() {
         // Damage in a table the plan wrote: refused before COMMIT, nothing changed.
         let (_dir, path, result) = migrate_with_damage_in("small", INSERT_B);
-        match result {
-            Err(Error::IntegrityFailed { when, found, .. }) => {
-                assert_eq!(when, "before COMMIT");
-                assert_eq!(found, "NULL value in small.y");
-            }
-            other => panic!("{other:?}"),
-        }
-        let conn = Connection::open(&path).unwrap();
-        let version: String = conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, "1.0");
-        let rows: i64 = conn
-            .query_row("SELECT count(*) FROM small", [], |r| r.get(0))
-            .unwrap();
+        let conn = refused_before_commit(&path, result);
+        let rows: i64 = one(&conn, "SELECT count(*) FROM small");
         assert_eq!(rows, 1);
         let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -1772,10 +1769,7 @@ mod tests {
         let (_dir, path, result) = migrate_with_damage_in("big", INSERT_B);
         let applied = result.unwrap();
         assert_eq!(applied.to.to_string(), "1.1");
-        let conn = Connection::open(&path).unwrap();
-        let found: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .unwrap();
+        let found: String = one(&Connection::open(&path).unwrap(), "PRAGMA quick_check");
         assert_eq!(found, "NULL value in big.x");
     }
 }

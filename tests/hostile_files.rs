@@ -876,6 +876,19 @@ fn slow_world() -> (Env, PathBuf) {
     (env, sets)
 }
 
+/// Waits until the run `child` has published the backup of `db`, the run still going.
+fn wait_for_backup(db: &Path, child: &mut std::process::Child) {
+    let started = Instant::now();
+    while backups(db).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no backup appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn signal_mid_step(signal: &str, code: i32) {
     let (env, sets) = slow_world();
     let db = env.db("project");
@@ -887,15 +900,7 @@ fn signal_mid_step(signal: &str, code: i32) {
         .spawn()
         .unwrap();
     // The step runs once the backup is published.
-    let started = Instant::now();
-    while backups(&db).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no backup appeared"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_backup(&db, &mut child);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -1002,15 +1007,7 @@ fn sigint_while_the_check_before_migrating_runs_stops_the_run_before_any_write()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while backups(&db).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no backup appeared"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_backup(&db, &mut child);
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
